@@ -1,0 +1,102 @@
+//! The closed set of reasons an image check can end with.
+//!
+//! One enum drives the metric label, the log field and the choice of message, so the three
+//! never disagree. Facts for the message travel in the error types that map onto a reason.
+
+use std::fmt;
+
+/// Why an image was flagged (or `Ok` when it was not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The image resolved; nothing to say.
+    Ok,
+    /// The kubelet would report InvalidImageName.
+    InvalidReference,
+    /// The repository exists but the tag or digest does not (MANIFEST_UNKNOWN).
+    TagNotFound,
+    /// The repository does not exist (NAME_UNKNOWN).
+    RepositoryNotFound,
+    /// The registry wants credentials it was not given, or rejected the ones it got.
+    Unauthorized,
+    /// Authenticated, but not allowed to pull (DENIED / 403).
+    Forbidden,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// DNS failure, connection refused, TLS failure or a connect/read timeout.
+    Unreachable,
+    /// The review budget ran out before the registry answered.
+    Timeout,
+    /// 5xx, or an answer that does not follow the distribution protocol.
+    RegistryError,
+    /// Advice: a mutable tag with IfNotPresent lets nodes run stale images.
+    MutableTag,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::Ok,
+        Reason::InvalidReference,
+        Reason::TagNotFound,
+        Reason::RepositoryNotFound,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::RateLimited,
+        Reason::Unreachable,
+        Reason::Timeout,
+        Reason::RegistryError,
+        Reason::MutableTag,
+    ];
+
+    /// Stable snake_case label used in metrics, logs, audit annotations and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::InvalidReference => "invalid_reference",
+            Reason::TagNotFound => "tag_not_found",
+            Reason::RepositoryNotFound => "repository_not_found",
+            Reason::Unauthorized => "unauthorized",
+            Reason::Forbidden => "forbidden",
+            Reason::RateLimited => "rate_limited",
+            Reason::Unreachable => "registry_unreachable",
+            Reason::Timeout => "registry_timeout",
+            Reason::RegistryError => "registry_error",
+            Reason::MutableTag => "mutable_tag",
+        }
+    }
+
+    /// Whether the workload is at fault (deny in enforce mode) rather than the registry being
+    /// unavailable (admit with a warning unless configured otherwise).
+    pub fn class(self) -> ReasonClass {
+        match self {
+            Reason::Ok => ReasonClass::Pass,
+            Reason::MutableTag => ReasonClass::Advice,
+            Reason::InvalidReference
+            | Reason::TagNotFound
+            | Reason::RepositoryNotFound
+            | Reason::Unauthorized
+            | Reason::Forbidden => ReasonClass::Workload,
+            Reason::RateLimited
+            | Reason::Unreachable
+            | Reason::Timeout
+            | Reason::RegistryError => ReasonClass::Registry,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is at fault, which decides the default action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonClass {
+    Pass,
+    /// The pull will fail whatever the registry does next: deny in enforce mode.
+    Workload,
+    /// The registry could not give an answer: admit with a warning unless configured to deny.
+    Registry,
+    /// Never blocks; always a warning.
+    Advice,
+}
