@@ -1,0 +1,395 @@
+//! AdmissionReview in, verdict out.
+//!
+//! `plan` (pure) decides which images of a request need a check; `Checker::check_images` talks
+//! to registries, each distinct image once and all concurrently, within the review budget;
+//! `policy` turns the outcomes into a verdict.
+
+pub mod extract;
+
+use crate::cache::{AnswerCache, CacheKey};
+use crate::credentials::{Credential, Fingerprint};
+use crate::metrics::{Decision, DecisionLabels, Metrics, ReasonLabels, ReviewLabels};
+use crate::policy::{self, CheckOutcome, Finding, Mode, PolicySettings, Verdict};
+use crate::reference::{ImageRef, PullPolicy};
+use crate::registry::{RegistryClient, RegistryError};
+use extract::{ExtractError, ImageUse, WorkloadKind};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Audit annotation holding what each checked image resolved to.
+pub const AUDIT_RESOLVED: &str = "resolved-images";
+
+/// Why a body is not a review we can answer (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum BadReview {
+    #[error("the body is not valid JSON for an admission.k8s.io/v1 AdmissionReview: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    #[error("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {api_version:?} {kind:?}")]
+    WrongType { api_version: String, kind: String },
+}
+
+/// What a request needs checked.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub kind: Option<WorkloadKind>,
+    /// Image uses to check, in object order.
+    pub uses: Vec<ImageUse>,
+    /// Said to the user whatever the checks find (unsupported kind, unreadable object).
+    pub notes: Vec<String>,
+}
+
+/// Which images of the request need a check. Pure.
+pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
+    let mut plan = Plan {
+        kind: None,
+        uses: Vec::new(),
+        notes: Vec::new(),
+    };
+    if matches!(request.operation, Operation::Delete | Operation::Connect) {
+        return plan;
+    }
+    let Some(object) = &request.object else {
+        return plan;
+    };
+    let gvk = &request.kind;
+    let read = |obj: &DynamicObject| {
+        extract::extract(
+            &gvk.group,
+            &gvk.version,
+            &gvk.kind,
+            request.sub_resource.as_deref(),
+            &obj.data,
+        )
+    };
+    let workload = match read(object) {
+        Ok(w) => w,
+        Err(ExtractError::NotApplicable { .. }) => return plan,
+        Err(e @ ExtractError::UnsupportedKind { .. }) => {
+            plan.notes.push(format!(
+                "pullcheck: {e}; its images were not checked (the webhook configuration sends \
+                 this kind to pullcheck but pullcheck does not know where its images are)"
+            ));
+            return plan;
+        }
+        Err(e) => {
+            plan.notes.push(format!(
+                "pullcheck: could not read the images of this {}: {e}; they were not checked",
+                gvk.kind
+            ));
+            return plan;
+        }
+    };
+    plan.kind = Some(workload.kind);
+    // On UPDATE only images new relative to the old object cost a registry call, so a scale
+    // or a label edit is free. An unreadable old object means every image is new.
+    let old_images = match (&request.operation, &request.old_object) {
+        (Operation::Update, Some(old)) => read(old).map(|w| w.images).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    plan.uses = extract::new_images(&workload.images, &old_images)
+        .into_iter()
+        // The kubelet never pulls these (ErrImageNeverPull if absent): nothing to check.
+        .filter(|u| u.pull_policy != PullPolicy::Never)
+        .cloned()
+        .collect();
+    plan
+}
+
+/// Checks images against registries, sharing answers between reviews.
+pub struct Checker {
+    registry: RegistryClient,
+    cache: AnswerCache,
+    policy: PolicySettings,
+    budget: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// One distinct image and how its check ended.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub image: Option<ImageRef>,
+    pub outcome: CheckOutcome,
+}
+
+impl Checker {
+    pub fn new(
+        registry: RegistryClient,
+        cache: AnswerCache,
+        policy: PolicySettings,
+        budget: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Checker {
+            registry,
+            cache,
+            policy,
+            budget,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Answers a raw AdmissionReview body in `mode`.
+    pub async fn review(
+        &self,
+        body: &[u8],
+        mode: Mode,
+    ) -> Result<AdmissionReview<DynamicObject>, BadReview> {
+        let started = Instant::now();
+        let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
+        if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview"
+        {
+            return Err(BadReview::WrongType {
+                api_version: review.types.api_version,
+                kind: review.types.kind,
+            });
+        }
+        let request = review.request.ok_or(BadReview::NoRequest)?;
+        let plan = plan(&request);
+        let checked = if mode == Mode::Off {
+            HashMap::new()
+        } else {
+            self.check_images(&plan.uses, &[]).await
+        };
+        let findings = collect_findings(&plan.uses, &checked, &self.policy);
+        let mut verdict = policy::decide(mode, &self.policy, &findings);
+        verdict.warnings.extend(plan.notes.iter().cloned());
+        let response = respond(&request, &verdict, &plan.uses, &checked);
+        self.record(&request, mode, &plan, &findings, &verdict, started);
+        Ok(response.into_review())
+    }
+
+    /// Checks every distinct image once, concurrently, all within the review budget.
+    /// `credentials` are tried in order, as the kubelet does; none means anonymous.
+    pub async fn check_images(
+        &self,
+        uses: &[ImageUse],
+        credentials: &[Credential],
+    ) -> HashMap<String, Checked> {
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let mut distinct: Vec<&str> = uses.iter().map(|u| u.image.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let checks = distinct.into_iter().map(|image| async move {
+            let checked = match ImageRef::parse_normalized(image) {
+                Err(e) => Checked {
+                    image: None,
+                    outcome: CheckOutcome::Invalid(e),
+                },
+                Ok(parsed) => {
+                    let outcome = match tokio::time::timeout_at(
+                        deadline,
+                        self.check_one(&parsed, credentials),
+                    )
+                    .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => CheckOutcome::TimedOut {
+                            budget: self.budget,
+                        },
+                    };
+                    Checked {
+                        image: Some(parsed),
+                        outcome,
+                    }
+                }
+            };
+            self.metrics
+                .image_checks
+                .get_or_create(&ReasonLabels {
+                    reason: checked.outcome.reason().as_str(),
+                })
+                .inc();
+            (image.to_string(), checked)
+        });
+        futures::future::join_all(checks).await.into_iter().collect()
+    }
+
+    /// The kubelet's rule: with no matching credentials one anonymous pull; otherwise each
+    /// credential in order, the first success wins, and no anonymous attempt after them
+    /// (`kuberuntime_image.go` PullImage).
+    async fn check_one(&self, image: &ImageRef, credentials: &[Credential]) -> CheckOutcome {
+        if credentials.is_empty() {
+            return match self.attempt(image, None).await {
+                Ok(resolved) => CheckOutcome::Found {
+                    resolved,
+                    credential_source: None,
+                },
+                Err(error) => CheckOutcome::Failed {
+                    error,
+                    credential_source: None,
+                },
+            };
+        }
+        let mut first_failure: Option<(RegistryError, String)> = None;
+        for credential in credentials {
+            match self.attempt(image, Some(credential)).await {
+                Ok(resolved) => {
+                    return CheckOutcome::Found {
+                        resolved,
+                        credential_source: Some(credential.source().to_string()),
+                    }
+                }
+                Err(error) => {
+                    first_failure.get_or_insert((error, credential.source().to_string()));
+                }
+            }
+        }
+        match first_failure {
+            Some((error, source)) => CheckOutcome::Failed {
+                error,
+                credential_source: Some(source),
+            },
+            // Unreachable: `credentials` was not empty.
+            None => CheckOutcome::Failed {
+                error: RegistryError::Unauthorized {
+                    with_credentials: true,
+                    detail: None,
+                },
+                credential_source: None,
+            },
+        }
+    }
+
+    /// One resolve with one credential, through the shared cache.
+    async fn attempt(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Result<crate::registry::Resolved, RegistryError> {
+        let key = CacheKey {
+            reference: image.docker_ref_string(),
+            credential: Fingerprint::of(credential),
+        };
+        self.cache
+            .get_or_fetch(
+                key,
+                image.digest().is_some(),
+                self.registry.resolve(image, credential),
+            )
+            .await
+    }
+
+    fn record(
+        &self,
+        request: &AdmissionRequest<DynamicObject>,
+        mode: Mode,
+        plan: &Plan,
+        findings: &[Finding],
+        verdict: &Verdict,
+        started: Instant,
+    ) {
+        let decision = if !verdict.allowed {
+            Decision::Denied
+        } else if verdict.warnings.is_empty() {
+            Decision::Allowed
+        } else {
+            Decision::Warned
+        };
+        let operation = operation_str(&request.operation);
+        let elapsed = started.elapsed();
+        self.metrics
+            .reviews
+            .get_or_create(&ReviewLabels {
+                operation,
+                decision,
+                mode: mode.as_str(),
+            })
+            .inc();
+        self.metrics
+            .review_seconds
+            .get_or_create(&DecisionLabels { decision })
+            .observe(elapsed.as_secs_f64());
+        let reasons: Vec<&str> = findings.iter().map(|f| f.reason.as_str()).collect();
+        tracing::info!(
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            kind = %request.kind.kind,
+            name = %request.name,
+            operation,
+            mode = mode.as_str(),
+            verdict = ?decision,
+            images = plan.uses.len(),
+            reasons = ?reasons,
+            dry_run = request.dry_run,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "review"
+        );
+    }
+}
+
+pub fn operation_str(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// Findings for every image use, in object order. Pure.
+pub fn collect_findings(
+    uses: &[ImageUse],
+    checked: &HashMap<String, Checked>,
+    settings: &PolicySettings,
+) -> Vec<Finding> {
+    uses.iter()
+        .filter_map(|u| checked.get(&u.image).map(|c| (u, c)))
+        .flat_map(|(u, c)| policy::findings(u, c.image.as_ref(), &c.outcome, settings))
+        .collect()
+}
+
+/// Builds the response: verdict, warnings, and the audit annotation of resolved digests.
+pub fn respond(
+    request: &AdmissionRequest<DynamicObject>,
+    verdict: &Verdict,
+    uses: &[ImageUse],
+    checked: &HashMap<String, Checked>,
+) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(request);
+    if let Some(denial) = &verdict.denial {
+        response = response.deny(denial);
+        response.result.code = 403;
+        response.result.reason = "Forbidden".into();
+    }
+    if !verdict.warnings.is_empty() {
+        response.warnings = Some(verdict.warnings.clone());
+    }
+    let resolved: BTreeMap<String, serde_json::Value> = uses
+        .iter()
+        .filter_map(|u| {
+            let c = checked.get(&u.image)?;
+            let CheckOutcome::Found {
+                resolved,
+                credential_source,
+            } = &c.outcome
+            else {
+                return None;
+            };
+            let mut entry = serde_json::json!({
+                "image": c.image.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "digest": resolved.digest,
+            });
+            if let Some(source) = credential_source {
+                entry["credentials"] = serde_json::Value::from(source.as_str());
+            }
+            Some((u.location(), entry))
+        })
+        .collect();
+    if !resolved.is_empty() {
+        if let Ok(text) = serde_json::to_string(&resolved) {
+            response
+                .audit_annotations
+                .insert(AUDIT_RESOLVED.to_string(), text);
+        }
+    }
+    response
+}

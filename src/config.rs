@@ -1,0 +1,361 @@
+//! Command line, environment and the YAML configuration file, validated into `Settings`.
+//!
+//! Precedence: a flag (or its `PULLCHECK_*` variable) over the file over the embedded
+//! defaults in `config/default.yaml`, which also documents every key.
+
+use crate::cache::CacheSettings;
+use crate::policy::{FailureAction, Mode, MutableTagAdvice, PolicySettings};
+use crate::registry::RegistrySettings;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The embedded default configuration (every knob, with comments).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.yaml");
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pullcheck",
+    version,
+    about = "Kubernetes admission webhook that rejects workloads whose images cannot be pulled",
+    long_about = "pullcheck checks every container image of a Pod or pod template against its \
+                  registry, the way the kubelet and containerd would pull it, and denies (enforce \
+                  mode) or warns about (warn mode) images that would end in ImagePullBackOff."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhook over HTTPS.
+    Serve(ServeArgs),
+    /// Generate a development CA and serving certificate (for local runs and tests).
+    DevCerts(DevCertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PULLCHECK_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM); reloaded when it changes.
+    #[arg(long, env = "PULLCHECK_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// Serving key (PEM); reloaded when it changes.
+    #[arg(long, env = "PULLCHECK_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// YAML configuration file (see config/default.yaml for every key).
+    #[arg(long, env = "PULLCHECK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Default mode for namespaces without a `pullcheck.io/mode` label.
+    #[arg(long, env = "PULLCHECK_MODE", value_enum)]
+    pub mode: Option<Mode>,
+    /// Extra CA certificate (PEM) trusted for registries; repeatable (comma-separated in the env var).
+    #[arg(long = "registry-ca", env = "PULLCHECK_REGISTRY_CA", value_delimiter = ',')]
+    pub registry_ca: Vec<PathBuf>,
+    /// Registry (HOST[:PORT]) spoken to over plain HTTP; repeatable (comma-separated in the env var).
+    #[arg(long = "insecure-registry", env = "PULLCHECK_INSECURE_REGISTRY", value_delimiter = ',')]
+    pub insecure_registry: Vec<String>,
+    /// Time budget for a whole review, e.g. 5s or 2500ms (keep it under the webhook's timeoutSeconds).
+    #[arg(long, env = "PULLCHECK_TIMEOUT", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Log format: text on a terminal and JSON otherwise by default.
+    #[arg(long, env = "PULLCHECK_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. info or pullcheck=debug.
+    #[arg(long, env = "PULLCHECK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DevCertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long, default_value = "certs-dev/out")]
+    pub out: PathBuf,
+    /// Service name the certificate must be valid for inside the cluster.
+    #[arg(long, default_value = "pullcheck")]
+    pub service: String,
+    /// Namespace of that service.
+    #[arg(long, default_value = "pullcheck")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub mode: Mode,
+    pub review_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub policy: PolicySettings,
+    pub registry: RegistrySettings,
+    pub cache: CacheSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// The YAML file. Every field is optional so a file can set just what it changes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FileConfig {
+    mode: Option<Mode>,
+    timeout: Option<String>,
+    max_body_bytes: Option<usize>,
+    registry_failure: Option<FailureAction>,
+    mutable_tags: Option<MutableTagAdvice>,
+    #[serde(default)]
+    registries: RegistriesFile,
+    #[serde(default)]
+    cache: CacheFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegistriesFile {
+    ca_files: Option<Vec<PathBuf>>,
+    insecure: Option<Vec<String>>,
+    connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CacheFile {
+    tag_ttl: Option<String>,
+    digest_ttl: Option<String>,
+    negative_ttl: Option<String>,
+    failure_ttl: Option<String>,
+    max_entries: Option<u64>,
+}
+
+impl FileConfig {
+    fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+        serde_yaml_ng::from_str::<Option<FileConfig>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// `self` with every field `over` sets replaced.
+    fn overlay(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            mode: over.mode.or(self.mode),
+            timeout: over.timeout.or(self.timeout),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            registry_failure: over.registry_failure.or(self.registry_failure),
+            mutable_tags: over.mutable_tags.or(self.mutable_tags),
+            registries: RegistriesFile {
+                ca_files: over.registries.ca_files.or(self.registries.ca_files),
+                insecure: over.registries.insecure.or(self.registries.insecure),
+                connect_timeout: over
+                    .registries
+                    .connect_timeout
+                    .or(self.registries.connect_timeout),
+            },
+            cache: CacheFile {
+                tag_ttl: over.cache.tag_ttl.or(self.cache.tag_ttl),
+                digest_ttl: over.cache.digest_ttl.or(self.cache.digest_ttl),
+                negative_ttl: over.cache.negative_ttl.or(self.cache.negative_ttl),
+                failure_ttl: over.cache.failure_ttl.or(self.cache.failure_ttl),
+                max_entries: over.cache.max_entries.or(self.cache.max_entries),
+            },
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let file = match &args.config {
+            Some(path) => Some((read_file(path)?, path.display().to_string())),
+            None => None,
+        };
+        Settings::build(
+            args,
+            file.as_ref().map(|(text, origin)| (text.as_str(), origin.as_str())),
+        )
+    }
+
+    /// Defaults, then the file's text, then the flags.
+    pub fn build(args: &ServeArgs, file: Option<(&str, &str)>) -> Result<Settings, ConfigError> {
+        let mut merged = FileConfig::parse(DEFAULT_CONFIG, "embedded default configuration")?;
+        if let Some((text, origin)) = file {
+            merged = merged.overlay(FileConfig::parse(text, origin)?);
+        }
+        let duration = |value: Option<String>, key: &str| -> Result<Option<Duration>, ConfigError> {
+            value
+                .map(|v| parse_duration(&v).map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))))
+                .transpose()
+        };
+        let review_timeout = match args.timeout {
+            Some(t) => t,
+            None => duration(merged.timeout, "timeout")?.unwrap_or(Duration::from_secs(5)),
+        };
+        if review_timeout.is_zero() || review_timeout > Duration::from_secs(29) {
+            return Err(ConfigError::Invalid(format!(
+                "timeout must be between 1ms and 29s (the API server allows at most 30s per webhook), got {review_timeout:?}"
+            )));
+        }
+        let mut registry = RegistrySettings::default();
+        registry.extra_ca_files = merged.registries.ca_files.unwrap_or_default();
+        registry.extra_ca_files.extend(args.registry_ca.iter().cloned());
+        registry.insecure_registries = merged.registries.insecure.unwrap_or_default();
+        registry
+            .insecure_registries
+            .extend(args.insecure_registry.iter().cloned());
+        if let Some(t) = duration(merged.registries.connect_timeout, "registries.connectTimeout")? {
+            registry.connect_timeout = t;
+        }
+        let mut cache = CacheSettings::default();
+        let c = merged.cache;
+        for (value, key, slot) in [
+            (c.tag_ttl, "cache.tagTtl", &mut cache.tag_ttl),
+            (c.digest_ttl, "cache.digestTtl", &mut cache.digest_ttl),
+            (c.negative_ttl, "cache.negativeTtl", &mut cache.negative_ttl),
+            (c.failure_ttl, "cache.failureTtl", &mut cache.failure_ttl),
+        ] {
+            if let Some(d) = duration(value, key)? {
+                *slot = d;
+            }
+        }
+        if let Some(n) = c.max_entries {
+            cache.max_entries = n;
+        }
+        let defaults = PolicySettings::default();
+        Ok(Settings {
+            listen: args.listen,
+            tls_cert: args.tls_cert.clone(),
+            tls_key: args.tls_key.clone(),
+            mode: args.mode.or(merged.mode).unwrap_or(Mode::Enforce),
+            review_timeout,
+            max_body_bytes: merged.max_body_bytes.unwrap_or(6 << 20),
+            policy: PolicySettings {
+                registry_failure: merged.registry_failure.unwrap_or(defaults.registry_failure),
+                mutable_tags: merged.mutable_tags.unwrap_or(defaults.mutable_tags),
+            },
+            registry,
+            cache,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `5s`, `2500ms`, `1m`, `1h`, `1.5s`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["pullcheck", "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parse").command {
+            Command::Serve(a) => a,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid_and_documented_values_hold() {
+        let s = Settings::build(&args(&[]), None).expect("defaults");
+        assert_eq!(s.mode, Mode::Enforce);
+        assert_eq!(s.review_timeout, Duration::from_secs(5));
+        assert_eq!(s.policy, PolicySettings::default());
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let file = "mode: warn\ntimeout: 3s\nregistryFailure: deny\nregistries:\n  insecure: [a:5000]\n";
+        let s = Settings::build(&args(&[]), Some((file, "f.yaml"))).expect("file");
+        assert_eq!(s.mode, Mode::Warn);
+        assert_eq!(s.review_timeout, Duration::from_secs(3));
+        assert_eq!(s.policy.registry_failure, FailureAction::Deny);
+        assert_eq!(s.registry.insecure_registries, vec!["a:5000".to_string()]);
+        let s = Settings::build(
+            &args(&["--mode", "enforce", "--timeout", "1500ms", "--insecure-registry", "b"]),
+            Some((file, "f.yaml")),
+        )
+        .expect("flags");
+        assert_eq!(s.mode, Mode::Enforce);
+        assert_eq!(s.review_timeout, Duration::from_millis(1500));
+        assert_eq!(s.registry.insecure_registries, vec!["a:5000".to_string(), "b".into()]);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values_with_the_reason() {
+        let cases = [
+            ("modee: warn\n", "unknown field"),
+            ("mode: strict\n", "unknown variant"),
+            ("timeout: soon\n", "timeout"),
+            ("timeout: 45s\n", "at most 30s"),
+            ("cache:\n  tagTtl: 5x\n", "unknown unit"),
+        ];
+        for (file, want) in cases {
+            let err = Settings::build(&args(&[]), Some((file, "f.yaml")))
+                .expect_err(file)
+                .to_string();
+            assert!(err.contains(want), "{file:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

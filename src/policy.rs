@@ -1,0 +1,331 @@
+//! Outcome + mode -> verdict, and the words of every message. Pure.
+
+use crate::admission::extract::ImageUse;
+use crate::reason::{Reason, ReasonClass};
+use crate::reference::{ImageRef, PullPolicy, ReferenceError};
+use crate::registry::{RegistryError, Resolved, Unreachable};
+use serde::Deserialize;
+use std::time::{Duration, SystemTime};
+
+/// What the webhook does with what it finds in a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny workloads whose images cannot be pulled.
+    Enforce,
+    /// Admit, with every finding as a warning (kubectl prints `Warning: ...`).
+    Warn,
+    /// Check nothing.
+    Off,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Off => "off",
+        }
+    }
+}
+
+/// What to do when the registry, not the workload, is at fault (unreachable, rate limited,
+/// 5xx, out of time). Admitting is the default: blocking every deploy during a registry
+/// outage is worse than the pull failing later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    Allow,
+    Deny,
+}
+
+/// When to advise against mutable tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "camelCase")]
+pub enum MutableTagAdvice {
+    Off,
+    /// `:latest` (or no tag) with `IfNotPresent`: nodes keep running whatever they cached.
+    IfNotPresent,
+    /// Every reference not pinned by digest.
+    Unpinned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySettings {
+    pub registry_failure: FailureAction,
+    pub mutable_tags: MutableTagAdvice,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings {
+            registry_failure: FailureAction::Allow,
+            mutable_tags: MutableTagAdvice::IfNotPresent,
+        }
+    }
+}
+
+/// How the check of one distinct image ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckOutcome {
+    Found {
+        resolved: Resolved,
+        /// Where the credential that worked came from (`None`: anonymous).
+        credential_source: Option<String>,
+    },
+    Invalid(ReferenceError),
+    Failed {
+        error: RegistryError,
+        credential_source: Option<String>,
+    },
+    /// The review budget ran out first.
+    TimedOut { budget: Duration },
+}
+
+impl CheckOutcome {
+    pub fn reason(&self) -> Reason {
+        match self {
+            CheckOutcome::Found { .. } => Reason::Ok,
+            CheckOutcome::Invalid(_) => Reason::InvalidReference,
+            CheckOutcome::Failed { error, .. } => error.reason(),
+            CheckOutcome::TimedOut { .. } => Reason::Timeout,
+        }
+    }
+}
+
+/// One thing to tell the user about one image use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// The findings for one container's image. `image` is parsed when the reference was valid.
+pub fn findings(
+    image_use: &ImageUse,
+    image: Option<&ImageRef>,
+    outcome: &CheckOutcome,
+    settings: &PolicySettings,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let what = format!("{} image {:?}", image_use.location(), image_use.image);
+    let reason = outcome.reason();
+    if reason != Reason::Ok {
+        out.push(Finding {
+            reason,
+            message: format!("{what}: {}", describe(image, outcome)),
+        });
+    }
+    if let (Some(image), CheckOutcome::Found { resolved, .. }) = (image, outcome) {
+        if let Some(advice) = mutable_tag_advice(image_use, image, resolved, settings) {
+            out.push(Finding {
+                reason: Reason::MutableTag,
+                message: format!("{what}: {advice}"),
+            });
+        }
+    }
+    out
+}
+
+fn describe(image: Option<&ImageRef>, outcome: &CheckOutcome) -> String {
+    let registry = image.map_or("the registry", ImageRef::domain);
+    let repo = image.map_or("", ImageRef::path);
+    match outcome {
+        CheckOutcome::Found { .. } => String::new(),
+        CheckOutcome::Invalid(e) => format!(
+            "not a valid image reference ({e}); the kubelet would report InvalidImageName. \
+             Fix the image field"
+        ),
+        CheckOutcome::TimedOut { budget } => format!(
+            "registry {registry} did not answer in time (the check had {} in all); \
+             the image could not be verified",
+            human_duration(*budget)
+        ),
+        CheckOutcome::Failed {
+            error,
+            credential_source,
+        } => describe_registry_error(image, registry, repo, error, credential_source.as_deref()),
+    }
+}
+
+fn describe_registry_error(
+    image: Option<&ImageRef>,
+    registry: &str,
+    repo: &str,
+    error: &RegistryError,
+    credential_source: Option<&str>,
+) -> String {
+    let with = |c: Option<&str>| c.map(|s| format!(" (credentials from {s})")).unwrap_or_default();
+    match error {
+        RegistryError::ManifestUnknown { suggestions } => {
+            let missing = match image {
+                Some(i) if i.digest().is_some() => {
+                    format!("no manifest with digest {}", i.digest().unwrap_or_default())
+                }
+                Some(i) => format!("no tag {:?}", i.tag().unwrap_or("latest")),
+                None => "no such manifest".to_string(),
+            };
+            let hint = match suggestions.as_slice() {
+                [] => String::new(),
+                [one] => format!("; did you mean {one:?}?"),
+                many => format!(
+                    "; did you mean one of {}?",
+                    many.iter()
+                        .map(|s| format!("{s:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            format!(
+                "not found: repository {repo} on {registry} has {missing} (manifest unknown){hint}. \
+                 The pull would fail with ErrImagePull; push the image or fix the reference"
+            )
+        }
+        RegistryError::NameUnknown => format!(
+            "not found: repository {repo} does not exist on {registry} (name unknown). \
+             Check the image name for a typo"
+        ),
+        RegistryError::Unauthorized {
+            with_credentials: false,
+            ..
+        } => format!(
+            "unauthorized: {registry} refused an anonymous pull of {repo}, and no pull secret \
+             of this pod has credentials for {registry}. Add an imagePullSecret for {registry} \
+             to the pod or its service account (or the repository does not exist)"
+        ),
+        RegistryError::Unauthorized {
+            with_credentials: true,
+            detail,
+        } => format!(
+            "unauthorized: {registry} rejected the credentials{}{} for {repo}. \
+             Update the pull secret with a valid username and password or token",
+            with(credential_source),
+            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        RegistryError::Denied { detail } => format!(
+            "forbidden: {registry} denied pulling {repo}{}{}. The account may not read this repository",
+            with(credential_source),
+            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        RegistryError::RateLimited { retry_after } => format!(
+            "rate limited: {registry} answered 429 Too Many Requests{}; the image could not be \
+             verified, and pulls may fail the same way until the limit resets",
+            retry_after
+                .map(|r| format!(
+                    " (retry after {})",
+                    human_duration(r.delay_from(SystemTime::now()))
+                ))
+                .unwrap_or_default()
+        ),
+        RegistryError::Unreachable { cause, detail } => {
+            let fix = match cause {
+                Unreachable::Dns => "check the registry host name",
+                Unreachable::ConnectionRefused => "check the registry host and port",
+                Unreachable::Timeout => "the registry or the network is slow or down",
+                Unreachable::Tls => {
+                    "the registry's certificate is not trusted; configure its CA with --registry-ca, \
+                     or list it with --insecure-registry if it speaks plain HTTP"
+                }
+                Unreachable::Connection => "the registry or the network is down",
+            };
+            format!("registry {registry} is unreachable: {cause} ({detail}); {fix}")
+        }
+        RegistryError::Server { status, detail } => format!(
+            "registry error: {registry} answered HTTP {status}{}; the image could not be verified",
+            detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
+        RegistryError::Protocol { detail } => format!(
+            "registry error: {registry} gave an answer that does not follow the registry API \
+             ({detail}); the image could not be verified"
+        ),
+    }
+}
+
+fn mutable_tag_advice(
+    image_use: &ImageUse,
+    image: &ImageRef,
+    resolved: &Resolved,
+    settings: &PolicySettings,
+) -> Option<String> {
+    if image.digest().is_some() || image_use.pull_policy == PullPolicy::Never {
+        return None;
+    }
+    let tag = image.tag().unwrap_or("latest");
+    let applies = match settings.mutable_tags {
+        MutableTagAdvice::Off => false,
+        // Kubernetes defaults :latest to Always, so this only happens when someone set
+        // IfNotPresent explicitly; then nodes keep whatever :latest they pulled first.
+        MutableTagAdvice::IfNotPresent => {
+            tag == "latest" && image_use.pull_policy == PullPolicy::IfNotPresent
+        }
+        MutableTagAdvice::Unpinned => true,
+    };
+    if !applies {
+        return None;
+    }
+    let pin = match &resolved.digest {
+        Some(d) => format!(" ({}@{d})", image.familiar_name()),
+        None => String::new(),
+    };
+    Some(format!(
+        "the tag {tag:?} is mutable and imagePullPolicy is {}: nodes that cached an older image \
+         keep running it with no error anywhere. Use a unique tag or pin the digest{pin}",
+        image_use.pull_policy.as_str()
+    ))
+}
+
+fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The answer for a whole object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// The denial message (kubectl prints it after "denied the request:").
+    pub denial: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Applies the mode to the findings of all images of one object.
+pub fn decide(mode: Mode, settings: &PolicySettings, findings: &[Finding]) -> Verdict {
+    let mut deny = Vec::new();
+    let mut warnings = Vec::new();
+    for f in findings {
+        let blocks = match f.reason.class() {
+            ReasonClass::Pass | ReasonClass::Advice => false,
+            ReasonClass::Workload => true,
+            ReasonClass::Registry => settings.registry_failure == FailureAction::Deny,
+        };
+        if blocks && mode == Mode::Enforce {
+            deny.push(f.message.as_str());
+        } else if mode != Mode::Off {
+            warnings.push(f.message.clone());
+        }
+    }
+    let denial = match deny.as_slice() {
+        [] => None,
+        [one] => Some(format!("pullcheck: {one}")),
+        many => Some(format!(
+            "pullcheck: {} images cannot be pulled: {}",
+            many.len(),
+            many.iter()
+                .enumerate()
+                .map(|(i, m)| format!("({}) {m}", i + 1))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    };
+    Verdict {
+        allowed: denial.is_none(),
+        denial,
+        warnings,
+    }
+}

@@ -1,0 +1,599 @@
+//! The registry protocol, spoken directly over reqwest: challenge, token, HEAD.
+//!
+//! We do not use oci-client here: its credential store and token cache are keyed by registry
+//! only (one namespace's token would serve the next), and it sends a GET after every HEAD that
+//! carries no digest, which Docker Hub counts as a pull. See the README's design notes.
+
+pub mod challenge;
+pub mod error;
+pub mod suggest;
+
+pub use error::{RegistryError, RetryAfter, Unreachable};
+
+use crate::credentials::{Credential, Fingerprint};
+use crate::reference::ImageRef;
+use base64::Engine as _;
+use challenge::Challenge;
+use reqwest::{header, Method, Response, StatusCode};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// All four manifest media types, exactly as containerd sends them. A registry that does not
+/// see the index types answers 404 for an OCI index, or rewrites a Docker manifest list to
+/// schema1 (distribution `registry/handlers/manifests.go`).
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.oci.image.index.v1+json, */*";
+
+/// Bodies we read (token answers, tag lists, error envelopes) are small; a registry that sends
+/// more is not trusted with our memory.
+const MAX_BODY: usize = 4 << 20;
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// PEM files whose certificates are trusted in addition to the system roots.
+    pub extra_ca_files: Vec<PathBuf>,
+    /// `host[:port]` spoken to over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    pub connect_timeout: Duration,
+    /// Upper bound for one HTTP exchange; the review budget usually cuts in first.
+    pub request_timeout: Duration,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            extra_ca_files: Vec::new(),
+            insecure_registries: Vec::new(),
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrySetupError {
+    #[error("cannot read registry CA file {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("registry CA file {path} holds no PEM certificate")]
+    CaEmpty { path: PathBuf },
+    #[error("registry CA file {path}: {detail}")]
+    CaInvalid { path: PathBuf, detail: String },
+    #[error("cannot build the registry HTTP client: {0}")]
+    Client(String),
+}
+
+/// The manifest a reference resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// `Docker-Content-Digest`; registries that omit it still prove existence.
+    pub digest: Option<String>,
+    pub media_type: Option<String>,
+}
+
+/// A registry client that is safe to share across namespaces: nothing it caches is usable by
+/// a request made with different credentials.
+pub struct RegistryClient {
+    http: reqwest::Client,
+    insecure: HashSet<String>,
+    /// Challenges are public (the registry sends them to anyone), so they are keyed by base URL.
+    challenges: moka::sync::Cache<String, Challenge>,
+    /// Tokens are keyed by the credential's fingerprint as well as realm, service and scope.
+    tokens: moka::future::Cache<TokenKey, Token>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    realm: String,
+    service: Option<String>,
+    scope: String,
+    who: Fingerprint,
+}
+
+#[derive(Clone)]
+struct Token {
+    value: Arc<str>,
+    expires: Instant,
+}
+
+/// Where a manifest lives.
+struct Target<'a> {
+    base: String,
+    repository: &'a str,
+}
+
+impl RegistryClient {
+    pub fn new(settings: &RegistrySettings) -> Result<Self, RegistrySetupError> {
+        let tls = tls_config(&settings.extra_ca_files)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(concat!("pullcheck/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| RegistrySetupError::Client(e.to_string()))?;
+        Ok(RegistryClient {
+            http,
+            insecure: settings.insecure_registries.iter().cloned().collect(),
+            challenges: moka::sync::Cache::new(4096),
+            tokens: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                // No token lives longer than this, whatever the token service says.
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+        })
+    }
+
+    /// Does `image` exist, as the runtime would resolve it with `credential` (anonymous when
+    /// `None`)? One HEAD in the common case; a tag list GET only when the answer is 404.
+    pub async fn resolve(
+        &self,
+        image: &ImageRef,
+        credential: Option<&Credential>,
+    ) -> Result<Resolved, RegistryError> {
+        // containerd pulls anonymously with an empty username and password.
+        let credential = credential.filter(|c| !c.is_empty());
+        let target = Target {
+            base: self.base_url(image),
+            repository: image.path(),
+        };
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            target.base,
+            target.repository,
+            image.manifest_reference()
+        );
+        let (mut resp, authorization) = self
+            .send_authorized(Method::HEAD, &url, &target, credential)
+            .await?;
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+            // containerd turns a 405 on HEAD into a GET (resolver.go).
+            resp = self
+                .send(Method::GET, &url, authorization.as_deref())
+                .await?;
+        }
+        match resp.status() {
+            s if s.is_success() => Ok(Resolved {
+                digest: header_str(&resp, "docker-content-digest")
+                    .map(str::to_owned)
+                    .or_else(|| image.digest().map(str::to_owned)),
+                media_type: header_str(&resp, header::CONTENT_TYPE.as_str())
+                    .map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_owned()),
+            }),
+            StatusCode::NOT_FOUND => Err(self
+                .explain_not_found(image, &target, authorization.as_deref())
+                .await),
+            _ => Err(classify_failure(resp).await),
+        }
+    }
+
+    fn base_url(&self, image: &ImageRef) -> String {
+        let scheme = if self.insecure.contains(image.domain())
+            || self.insecure.contains(image.registry_host())
+        {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}", image.registry_host())
+    }
+
+    /// Sends the request, answering the registry's challenge once. Returns the response and
+    /// the `Authorization` value that produced it, for follow-up requests.
+    async fn send_authorized(
+        &self,
+        method: Method,
+        url: &str,
+        target: &Target<'_>,
+        credential: Option<&Credential>,
+    ) -> Result<(Response, Option<String>), RegistryError> {
+        // With a known challenge, authorize up front: one round trip instead of two.
+        let mut authorization = match self.challenges.get(&target.base) {
+            Some(ch) => Some(self.answer(&ch, target, credential, false).await?),
+            None => None,
+        };
+        for attempt in 0..2 {
+            let resp = self
+                .send(method.clone(), url, authorization.as_deref())
+                .await?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok((resp, authorization));
+            }
+            let challenge = challenge::select(
+                resp.headers()
+                    .get_all(header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            let sent_credentials = credential.is_some() && authorization.is_some();
+            let Some(challenge) = challenge else {
+                return Err(RegistryError::Unauthorized {
+                    with_credentials: sent_credentials,
+                    detail: error_message(resp).await,
+                });
+            };
+            if attempt == 1 {
+                // A second 401 after a fresh answer: the credentials are not good enough
+                // (containerd's `invalidAuthorization`); retrying would only repeat it.
+                let detail = match &challenge {
+                    Challenge::Bearer { error, .. } => error.clone(),
+                    Challenge::Basic => None,
+                };
+                return Err(RegistryError::Unauthorized {
+                    with_credentials: credential.is_some(),
+                    detail,
+                });
+            }
+            let public = match challenge {
+                Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                    ..
+                } => Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                    error: None,
+                },
+                Challenge::Basic => Challenge::Basic,
+            };
+            self.challenges.insert(target.base.clone(), public.clone());
+            // A cached token may have been revoked or expired early: fetch a fresh one.
+            authorization = Some(self.answer(&public, target, credential, true).await?);
+        }
+        Err(RegistryError::Unauthorized {
+            with_credentials: credential.is_some(),
+            detail: None,
+        })
+    }
+
+    /// The `Authorization` header value that answers `challenge`.
+    async fn answer(
+        &self,
+        challenge: &Challenge,
+        target: &Target<'_>,
+        credential: Option<&Credential>,
+        fresh: bool,
+    ) -> Result<String, RegistryError> {
+        match challenge {
+            Challenge::Basic => match credential {
+                Some(c) => Ok(basic_auth(c)),
+                None => Err(RegistryError::Unauthorized {
+                    with_credentials: false,
+                    detail: None,
+                }),
+            },
+            Challenge::Bearer { realm, service, .. } => {
+                // We always ask for exactly pull on this repository, whatever scope the
+                // challenge names: that is the access the kubelet's pull needs.
+                let key = TokenKey {
+                    realm: realm.clone(),
+                    service: service.clone(),
+                    scope: format!("repository:{}:pull", target.repository),
+                    who: Fingerprint::of(credential),
+                };
+                if fresh {
+                    self.tokens.invalidate(&key).await;
+                }
+                if let Some(token) = self.tokens.get(&key).await {
+                    if token.expires > Instant::now() {
+                        return Ok(format!("Bearer {}", token.value));
+                    }
+                    self.tokens.invalidate(&key).await;
+                }
+                let token = self
+                    .tokens
+                    .try_get_with(key.clone(), self.fetch_token(&key, credential))
+                    .await
+                    .map_err(|e| (*e).clone())?;
+                Ok(format!("Bearer {}", token.value))
+            }
+        }
+    }
+
+    /// GET the realm (distribution `docs/spec/auth/token.md`), with Basic credentials if any.
+    async fn fetch_token(
+        &self,
+        key: &TokenKey,
+        credential: Option<&Credential>,
+    ) -> Result<Token, RegistryError> {
+        let mut url = url::Url::parse(&key.realm).map_err(|e| RegistryError::Protocol {
+            detail: format!("token realm {:?} is not a URL: {e}", key.realm),
+        })?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(RegistryError::Protocol {
+                detail: format!("token realm {:?} is not an http(s) URL", key.realm),
+            });
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = &key.service {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", &key.scope);
+        }
+        let auth = credential.map(basic_auth);
+        let resp = self.send(Method::GET, url.as_str(), auth.as_deref()).await?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Unauthorized {
+                with_credentials: credential.is_some(),
+                detail: Some("the token service rejected the credentials".into()),
+            });
+        }
+        if !status.is_success() {
+            return Err(classify_failure(resp).await);
+        }
+        let body = read_limited(resp).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                detail: format!("token service answered with invalid JSON: {e}"),
+            })?;
+        // containerd prefers access_token when both are present.
+        let value = answer
+            .access_token
+            .filter(|t| !t.is_empty())
+            .or(answer.token.filter(|t| !t.is_empty()))
+            .ok_or_else(|| RegistryError::Protocol {
+                detail: "token service answered without a token".into(),
+            })?;
+        // Default 60 s per the token spec; keep a margin so a token never expires in flight.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10));
+        Ok(Token {
+            value: value.into(),
+            expires: Instant::now() + lifetime - Duration::from_secs(5),
+        })
+    }
+
+    /// After a 404 on the manifest, one tag-list GET tells a missing repository from a missing
+    /// tag (registries answer MANIFEST_UNKNOWN for both on the manifests endpoint) and lets us
+    /// suggest the tag that was probably meant. Failure path only.
+    async fn explain_not_found(
+        &self,
+        image: &ImageRef,
+        target: &Target<'_>,
+        authorization: Option<&str>,
+    ) -> RegistryError {
+        let url = format!("{}/v2/{}/tags/list", target.base, target.repository);
+        let unknown = RegistryError::ManifestUnknown {
+            suggestions: Vec::new(),
+        };
+        let Ok(resp) = self.send(Method::GET, &url, authorization).await else {
+            return unknown;
+        };
+        match resp.status() {
+            StatusCode::NOT_FOUND => match error_codes(resp).await {
+                codes if codes.iter().any(|c| c == "NAME_UNKNOWN") => RegistryError::NameUnknown,
+                _ => unknown,
+            },
+            s if s.is_success() => {
+                #[derive(serde::Deserialize)]
+                struct TagList {
+                    tags: Option<Vec<String>>,
+                }
+                let tags = match read_limited(resp).await {
+                    Ok(body) => serde_json::from_slice::<TagList>(&body)
+                        .ok()
+                        .and_then(|t| t.tags)
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                };
+                // A digest has no "nearest" spelling worth suggesting.
+                let suggestions = match (image.digest(), image.tag()) {
+                    (None, tag) => suggest::nearest_tags(tag.unwrap_or("latest"), &tags, 3)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                    (Some(_), _) => Vec::new(),
+                };
+                RegistryError::ManifestUnknown { suggestions }
+            }
+            _ => unknown,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<Response, RegistryError> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(header::ACCEPT, ACCEPT_MANIFESTS);
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        req.send().await.map_err(classify_transport)
+    }
+}
+
+fn basic_auth(c: &Credential) -> String {
+    let raw = format!("{}:{}", c.username(), c.password());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Classifies a non-success, non-404 answer.
+async fn classify_failure(resp: Response) -> RegistryError {
+    let status = resp.status();
+    match status {
+        StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
+            with_credentials: false,
+            detail: error_message(resp).await,
+        },
+        StatusCode::FORBIDDEN => RegistryError::Denied {
+            detail: error_message(resp).await,
+        },
+        StatusCode::TOO_MANY_REQUESTS => RegistryError::RateLimited {
+            retry_after: header_str(&resp, header::RETRY_AFTER.as_str())
+                .and_then(RetryAfter::parse),
+        },
+        s if s.is_server_error() => RegistryError::Server {
+            status: s.as_u16(),
+            detail: error_message(resp).await,
+        },
+        s => RegistryError::Protocol {
+            detail: format!("HTTP {s}"),
+        },
+    }
+}
+
+async fn read_limited(mut resp: Response) -> Result<Vec<u8>, RegistryError> {
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(RegistryError::Protocol {
+                        detail: format!("answer larger than {MAX_BODY} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(classify_transport(e)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorEntry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+async fn error_entries(resp: Response) -> Vec<ErrorEntry> {
+    match read_limited(resp).await {
+        Ok(body) => serde_json::from_slice::<ErrorEnvelope>(&body)
+            .map(|e| e.errors)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn error_codes(resp: Response) -> Vec<String> {
+    error_entries(resp).await.into_iter().map(|e| e.code).collect()
+}
+
+/// The registry's own first error message, trimmed to something a person reads in one line.
+async fn error_message(resp: Response) -> Option<String> {
+    error_entries(resp)
+        .await
+        .into_iter()
+        .map(|e| if e.message.is_empty() { e.code } else { e.message })
+        .find(|m| !m.is_empty())
+        .map(|m| m.chars().take(200).collect())
+}
+
+/// Tells DNS failure, refused connection, timeout and TLS failure apart, from the error chain.
+fn classify_transport(err: reqwest::Error) -> RegistryError {
+    let mut text = String::new();
+    let mut cause = if err.is_timeout() {
+        Some(Unreachable::Timeout)
+    } else {
+        None
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+        if cause.is_none() {
+            if e.downcast_ref::<rustls::Error>().is_some() {
+                cause = Some(Unreachable::Tls);
+            } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                cause = match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => Some(Unreachable::ConnectionRefused),
+                    std::io::ErrorKind::TimedOut => Some(Unreachable::Timeout),
+                    _ if io
+                        .get_ref()
+                        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+                    {
+                        Some(Unreachable::Tls)
+                    }
+                    _ => None,
+                };
+            } else if s.contains("dns error") || s.contains("failed to lookup address") {
+                cause = Some(Unreachable::Dns);
+            }
+        }
+        source = e.source();
+    }
+    RegistryError::Unreachable {
+        cause: cause.unwrap_or(Unreachable::Connection),
+        detail: text.chars().take(300).collect(),
+    }
+}
+
+fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, RegistrySetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    // A missing or partly unreadable system store is not fatal: private registries work with
+    // the configured CAs alone.
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    for path in extra_ca_files {
+        let pem = std::fs::read(path).map_err(|source| RegistrySetupError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        let mut count = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| RegistrySetupError::CaInvalid {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| RegistrySetupError::CaInvalid {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(RegistrySetupError::CaEmpty { path: path.clone() });
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RegistrySetupError::Client(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
