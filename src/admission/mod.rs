@@ -145,14 +145,17 @@ impl Checker {
     ) -> Result<AdmissionReview<DynamicObject>, BadReview> {
         let started = Instant::now();
         let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
-        if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview"
+        if review.types.api_version != "admission.k8s.io/v1"
+            || review.types.kind != "AdmissionReview"
         {
             return Err(BadReview::WrongType {
                 api_version: review.types.api_version,
                 kind: review.types.kind,
             });
         }
-        let request = review.request.ok_or(BadReview::NoRequest)?;
+        let mut request = review.request.ok_or(BadReview::NoRequest)?;
+        // The response echoes the review's apiVersion and kind, which live on the envelope.
+        request.types = review.types;
         let plan = plan(&request);
         let checked = if mode == Mode::Off {
             HashMap::new()
@@ -210,7 +213,10 @@ impl Checker {
                 .inc();
             (image.to_string(), checked)
         });
-        futures::future::join_all(checks).await.into_iter().collect()
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The kubelet's rule: with no matching credentials one anonymous pull; otherwise each
