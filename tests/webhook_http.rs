@@ -101,7 +101,7 @@ async fn denies_an_invalid_reference_with_the_parser_reason() {
     let msg = r["status"]["message"].as_str().expect("message");
     assert!(msg.contains("container \"app\""), "{msg}");
     assert!(
-        msg.contains("repository name (Nginx) must be lowercase"),
+        msg.contains("repository name (library/Nginx) must be lowercase"),
         "{msg}"
     );
     assert!(msg.contains("InvalidImageName"), "{msg}");
