@@ -176,7 +176,9 @@ mod tests {
         assert_eq!(anonymous, denied);
         let b = Credential::new("a", "other", "secret ns-b/regcred");
         let other = cache
-            .get_or_fetch(key("r/private:1", Some(&b)), false, async { denied.clone() })
+            .get_or_fetch(key("r/private:1", Some(&b)), false, async {
+                denied.clone()
+            })
             .await;
         assert_eq!(other, denied);
     }

@@ -55,10 +55,18 @@ pub struct ServeArgs {
     #[arg(long, env = "PULLCHECK_MODE", value_enum)]
     pub mode: Option<Mode>,
     /// Extra CA certificate (PEM) trusted for registries; repeatable (comma-separated in the env var).
-    #[arg(long = "registry-ca", env = "PULLCHECK_REGISTRY_CA", value_delimiter = ',')]
+    #[arg(
+        long = "registry-ca",
+        env = "PULLCHECK_REGISTRY_CA",
+        value_delimiter = ','
+    )]
     pub registry_ca: Vec<PathBuf>,
     /// Registry (HOST[:PORT]) spoken to over plain HTTP; repeatable (comma-separated in the env var).
-    #[arg(long = "insecure-registry", env = "PULLCHECK_INSECURE_REGISTRY", value_delimiter = ',')]
+    #[arg(
+        long = "insecure-registry",
+        env = "PULLCHECK_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
     pub insecure_registry: Vec<String>,
     /// Time budget for a whole review, e.g. 5s or 2500ms (keep it under the webhook's timeoutSeconds).
     #[arg(long, env = "PULLCHECK_TIMEOUT", value_parser = parse_duration)]
@@ -197,7 +205,8 @@ impl Settings {
         };
         Settings::build(
             args,
-            file.as_ref().map(|(text, origin)| (text.as_str(), origin.as_str())),
+            file.as_ref()
+                .map(|(text, origin)| (text.as_str(), origin.as_str())),
         )
     }
 
@@ -207,11 +216,14 @@ impl Settings {
         if let Some((text, origin)) = file {
             merged = merged.overlay(FileConfig::parse(text, origin)?);
         }
-        let duration = |value: Option<String>, key: &str| -> Result<Option<Duration>, ConfigError> {
-            value
-                .map(|v| parse_duration(&v).map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))))
-                .transpose()
-        };
+        let duration =
+            |value: Option<String>, key: &str| -> Result<Option<Duration>, ConfigError> {
+                value
+                    .map(|v| {
+                        parse_duration(&v).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
+                    })
+                    .transpose()
+            };
         let review_timeout = match args.timeout {
             Some(t) => t,
             None => duration(merged.timeout, "timeout")?.unwrap_or(Duration::from_secs(5)),
@@ -221,14 +233,21 @@ impl Settings {
                 "timeout must be between 1ms and 29s (the API server allows at most 30s per webhook), got {review_timeout:?}"
             )));
         }
-        let mut registry = RegistrySettings::default();
-        registry.extra_ca_files = merged.registries.ca_files.unwrap_or_default();
-        registry.extra_ca_files.extend(args.registry_ca.iter().cloned());
-        registry.insecure_registries = merged.registries.insecure.unwrap_or_default();
+        let mut registry = RegistrySettings {
+            extra_ca_files: merged.registries.ca_files.unwrap_or_default(),
+            insecure_registries: merged.registries.insecure.unwrap_or_default(),
+            ..RegistrySettings::default()
+        };
+        registry
+            .extra_ca_files
+            .extend(args.registry_ca.iter().cloned());
         registry
             .insecure_registries
             .extend(args.insecure_registry.iter().cloned());
-        if let Some(t) = duration(merged.registries.connect_timeout, "registries.connectTimeout")? {
+        if let Some(t) = duration(
+            merged.registries.connect_timeout,
+            "registries.connectTimeout",
+        )? {
             registry.connect_timeout = t;
         }
         let mut cache = CacheSettings::default();
@@ -286,7 +305,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => 0.001,
         "m" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
@@ -296,7 +319,14 @@ mod tests {
     use super::*;
 
     fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec!["pullcheck", "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let mut argv = vec![
+            "pullcheck",
+            "serve",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("parse").command {
             Command::Serve(a) => a,
@@ -315,20 +345,31 @@ mod tests {
 
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
-        let file = "mode: warn\ntimeout: 3s\nregistryFailure: deny\nregistries:\n  insecure: [a:5000]\n";
+        let file =
+            "mode: warn\ntimeout: 3s\nregistryFailure: deny\nregistries:\n  insecure: [a:5000]\n";
         let s = Settings::build(&args(&[]), Some((file, "f.yaml"))).expect("file");
         assert_eq!(s.mode, Mode::Warn);
         assert_eq!(s.review_timeout, Duration::from_secs(3));
         assert_eq!(s.policy.registry_failure, FailureAction::Deny);
         assert_eq!(s.registry.insecure_registries, vec!["a:5000".to_string()]);
         let s = Settings::build(
-            &args(&["--mode", "enforce", "--timeout", "1500ms", "--insecure-registry", "b"]),
+            &args(&[
+                "--mode",
+                "enforce",
+                "--timeout",
+                "1500ms",
+                "--insecure-registry",
+                "b",
+            ]),
             Some((file, "f.yaml")),
         )
         .expect("flags");
         assert_eq!(s.mode, Mode::Enforce);
         assert_eq!(s.review_timeout, Duration::from_millis(1500));
-        assert_eq!(s.registry.insecure_registries, vec!["a:5000".to_string(), "b".into()]);
+        assert_eq!(
+            s.registry.insecure_registries,
+            vec!["a:5000".to_string(), "b".into()]
+        );
     }
 
     #[test]

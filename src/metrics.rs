@@ -66,9 +66,7 @@ impl Metrics {
         );
         // Pre-create every reason so dashboards see zeros instead of gaps.
         for r in Reason::ALL {
-            let _ = image_checks.get_or_create(&ReasonLabels {
-                reason: r.as_str(),
-            });
+            let _ = image_checks.get_or_create(&ReasonLabels { reason: r.as_str() });
         }
         Metrics {
             reviews,

@@ -79,7 +79,9 @@ pub enum CheckOutcome {
         credential_source: Option<String>,
     },
     /// The review budget ran out first.
-    TimedOut { budget: Duration },
+    TimedOut {
+        budget: Duration,
+    },
 }
 
 impl CheckOutcome {
@@ -155,7 +157,10 @@ fn describe_registry_error(
     error: &RegistryError,
     credential_source: Option<&str>,
 ) -> String {
-    let with = |c: Option<&str>| c.map(|s| format!(" (credentials from {s})")).unwrap_or_default();
+    let with = |c: Option<&str>| {
+        c.map(|s| format!(" (credentials from {s})"))
+            .unwrap_or_default()
+    };
     match error {
         RegistryError::ManifestUnknown { suggestions } => {
             let missing = match image {
@@ -278,7 +283,7 @@ fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -327,5 +332,382 @@ pub fn decide(mode: Mode, settings: &PolicySettings, findings: &[Finding]) -> Ve
         allowed: denial.is_none(),
         denial,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::extract::ImageField;
+    use crate::registry::RetryAfter;
+
+    fn container(image: &str, policy: PullPolicy) -> ImageUse {
+        ImageUse {
+            field: ImageField::Container,
+            name: "app".into(),
+            image: image.into(),
+            pull_policy: policy,
+        }
+    }
+
+    fn failed(error: RegistryError) -> CheckOutcome {
+        CheckOutcome::Failed {
+            error,
+            credential_source: None,
+        }
+    }
+
+    fn found(digest: &str) -> CheckOutcome {
+        CheckOutcome::Found {
+            resolved: Resolved {
+                digest: Some(digest.into()),
+                media_type: None,
+            },
+            credential_source: None,
+        }
+    }
+
+    fn one(image: &str, outcome: CheckOutcome) -> Vec<Finding> {
+        let parsed = ImageRef::parse_normalized(image).ok();
+        findings(
+            &container(image, PullPolicy::IfNotPresent),
+            parsed.as_ref(),
+            &outcome,
+            &PolicySettings::default(),
+        )
+    }
+
+    #[test]
+    fn each_outcome_names_its_cause_and_fix() {
+        let cases: Vec<(&str, CheckOutcome, Reason, &[&str])> = vec![
+            (
+                "nginx:latests",
+                failed(RegistryError::ManifestUnknown {
+                    suggestions: vec!["latest".into()],
+                }),
+                Reason::TagNotFound,
+                &[
+                    "container \"app\" image \"nginx:latests\"",
+                    "library/nginx on docker.io has no tag \"latests\"",
+                    "did you mean \"latest\"?",
+                ],
+            ),
+            (
+                "ghcr.io/org/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                failed(RegistryError::ManifestUnknown {
+                    suggestions: vec![],
+                }),
+                Reason::TagNotFound,
+                &["no manifest with digest sha256:0123", "org/app on ghcr.io"],
+            ),
+            (
+                "ngnix:1.27",
+                failed(RegistryError::NameUnknown),
+                Reason::RepositoryNotFound,
+                &["repository library/ngnix does not exist on docker.io", "typo"],
+            ),
+            (
+                "ghcr.io/org/private:v1",
+                failed(RegistryError::Unauthorized {
+                    with_credentials: false,
+                    detail: None,
+                }),
+                Reason::Unauthorized,
+                &["refused an anonymous pull", "imagePullSecret for ghcr.io"],
+            ),
+            (
+                "ghcr.io/org/private:v1",
+                CheckOutcome::Failed {
+                    error: RegistryError::Unauthorized {
+                        with_credentials: true,
+                        detail: None,
+                    },
+                    credential_source: Some("secret prod/regcred".into()),
+                },
+                Reason::Unauthorized,
+                &["rejected the credentials (credentials from secret prod/regcred)"],
+            ),
+            (
+                "ghcr.io/org/private:v1",
+                failed(RegistryError::Denied {
+                    detail: Some("requested access to the resource is denied".into()),
+                }),
+                Reason::Forbidden,
+                &["denied pulling org/private", "resource is denied"],
+            ),
+            (
+                "nginx:1.27",
+                failed(RegistryError::RateLimited {
+                    retry_after: Some(RetryAfter::Seconds(30)),
+                }),
+                Reason::RateLimited,
+                &["429 Too Many Requests", "retry after 30s"],
+            ),
+            (
+                "nope.invalid/app:1",
+                failed(RegistryError::Unreachable {
+                    cause: Unreachable::Dns,
+                    detail: "dns error".into(),
+                }),
+                Reason::Unreachable,
+                &["registry nope.invalid is unreachable: DNS lookup failed"],
+            ),
+            (
+                "reg.corp:5000/app:1",
+                failed(RegistryError::Unreachable {
+                    cause: Unreachable::ConnectionRefused,
+                    detail: "refused".into(),
+                }),
+                Reason::Unreachable,
+                &["connection refused", "host and port"],
+            ),
+            (
+                "reg.corp/app:1",
+                failed(RegistryError::Unreachable {
+                    cause: Unreachable::Tls,
+                    detail: "UnknownIssuer".into(),
+                }),
+                Reason::Unreachable,
+                &["TLS handshake failed", "--registry-ca"],
+            ),
+            (
+                "reg.corp/app:1",
+                CheckOutcome::TimedOut {
+                    budget: Duration::from_secs(5),
+                },
+                Reason::Timeout,
+                &["did not answer in time", "5s"],
+            ),
+            (
+                "reg.corp/app:1",
+                failed(RegistryError::Server {
+                    status: 503,
+                    detail: None,
+                }),
+                Reason::RegistryError,
+                &["answered HTTP 503"],
+            ),
+        ];
+        for (image, outcome, reason, words) in cases {
+            let got = one(image, outcome);
+            assert_eq!(got.len(), 1, "{image}: {got:?}");
+            assert_eq!(got[0].reason, reason, "{image}");
+            for w in words {
+                assert!(
+                    got[0].message.contains(w),
+                    "{image}: {:?} lacks {w:?}",
+                    got[0].message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_reference_quotes_the_parser() {
+        let err = ImageRef::parse_normalized("Nginx:1").expect_err("uppercase");
+        let got = one("Nginx:1", CheckOutcome::Invalid(err));
+        assert_eq!(got[0].reason, Reason::InvalidReference);
+        assert!(
+            got[0].message.contains("must be lowercase"),
+            "{}",
+            got[0].message
+        );
+        assert!(
+            got[0].message.contains("InvalidImageName"),
+            "{}",
+            got[0].message
+        );
+    }
+
+    #[test]
+    fn advises_on_mutable_tags_with_if_not_present_only_when_configured() {
+        let digest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let cases = [
+            (
+                "nginx",
+                PullPolicy::IfNotPresent,
+                MutableTagAdvice::IfNotPresent,
+                true,
+            ),
+            (
+                "nginx:latest",
+                PullPolicy::IfNotPresent,
+                MutableTagAdvice::IfNotPresent,
+                true,
+            ),
+            (
+                "nginx:latest",
+                PullPolicy::Always,
+                MutableTagAdvice::IfNotPresent,
+                false,
+            ),
+            (
+                "nginx:1.27",
+                PullPolicy::IfNotPresent,
+                MutableTagAdvice::IfNotPresent,
+                false,
+            ),
+            (
+                "nginx:1.27",
+                PullPolicy::IfNotPresent,
+                MutableTagAdvice::Unpinned,
+                true,
+            ),
+            (
+                "nginx:latest",
+                PullPolicy::IfNotPresent,
+                MutableTagAdvice::Off,
+                false,
+            ),
+        ];
+        for (image, pull, advice, expected) in cases {
+            let settings = PolicySettings {
+                mutable_tags: advice,
+                ..PolicySettings::default()
+            };
+            let parsed = ImageRef::parse_normalized(image).expect("valid");
+            let got = findings(
+                &container(image, pull),
+                Some(&parsed),
+                &found(digest),
+                &settings,
+            );
+            assert_eq!(
+                !got.is_empty(),
+                expected,
+                "{image} {pull:?} {advice:?}: {got:?}"
+            );
+            if expected {
+                assert_eq!(got[0].reason, Reason::MutableTag);
+                assert!(
+                    got[0].message.contains(&format!("nginx@{digest}")),
+                    "{}",
+                    got[0].message
+                );
+            }
+        }
+        let pinned = format!("nginx@{digest}");
+        let parsed = ImageRef::parse_normalized(&pinned).expect("valid");
+        let settings = PolicySettings {
+            mutable_tags: MutableTagAdvice::Unpinned,
+            ..PolicySettings::default()
+        };
+        let got = findings(
+            &container(&pinned, PullPolicy::IfNotPresent),
+            Some(&parsed),
+            &found(digest),
+            &settings,
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    fn finding(reason: Reason) -> Finding {
+        Finding {
+            reason,
+            message: format!("m-{}", reason.as_str()),
+        }
+    }
+
+    #[test]
+    fn mode_and_failure_action_decide_the_verdict() {
+        let allow = PolicySettings::default();
+        let deny_failures = PolicySettings {
+            registry_failure: FailureAction::Deny,
+            ..PolicySettings::default()
+        };
+        // (mode, settings, findings, allowed, denial count, warning count)
+        let cases = [
+            (Mode::Enforce, &allow, vec![], true, 0, 0),
+            (
+                Mode::Enforce,
+                &allow,
+                vec![finding(Reason::TagNotFound)],
+                false,
+                1,
+                0,
+            ),
+            (
+                Mode::Enforce,
+                &allow,
+                vec![
+                    finding(Reason::Unauthorized),
+                    finding(Reason::RepositoryNotFound),
+                ],
+                false,
+                2,
+                0,
+            ),
+            (
+                Mode::Enforce,
+                &allow,
+                vec![finding(Reason::RateLimited)],
+                true,
+                0,
+                1,
+            ),
+            (
+                Mode::Enforce,
+                &deny_failures,
+                vec![finding(Reason::RateLimited)],
+                false,
+                1,
+                0,
+            ),
+            (
+                Mode::Enforce,
+                &deny_failures,
+                vec![finding(Reason::Timeout)],
+                false,
+                1,
+                0,
+            ),
+            (
+                Mode::Enforce,
+                &allow,
+                vec![finding(Reason::TagNotFound), finding(Reason::MutableTag)],
+                false,
+                1,
+                1,
+            ),
+            (
+                Mode::Warn,
+                &deny_failures,
+                vec![finding(Reason::TagNotFound), finding(Reason::Unreachable)],
+                true,
+                0,
+                2,
+            ),
+            (
+                Mode::Off,
+                &allow,
+                vec![finding(Reason::TagNotFound)],
+                true,
+                0,
+                0,
+            ),
+        ];
+        for (mode, settings, found, allowed, denials, warnings) in cases {
+            let v = decide(mode, settings, &found);
+            assert_eq!(v.allowed, allowed, "{mode:?} {found:?}");
+            assert_eq!(v.warnings.len(), warnings, "{mode:?} {found:?}");
+            match &v.denial {
+                None => assert_eq!(denials, 0),
+                Some(text) => {
+                    assert!(text.starts_with("pullcheck: "), "{text}");
+                    for f in found
+                        .iter()
+                        .filter(|f| f.reason.class() != ReasonClass::Advice)
+                    {
+                        assert!(text.contains(&f.message) || denials == 0, "{text}");
+                    }
+                    if denials > 1 {
+                        assert!(
+                            text.contains(&format!("{denials} images cannot be pulled")),
+                            "{text}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

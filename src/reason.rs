@@ -75,10 +75,9 @@ impl Reason {
             | Reason::RepositoryNotFound
             | Reason::Unauthorized
             | Reason::Forbidden => ReasonClass::Workload,
-            Reason::RateLimited
-            | Reason::Unreachable
-            | Reason::Timeout
-            | Reason::RegistryError => ReasonClass::Registry,
+            Reason::RateLimited | Reason::Unreachable | Reason::Timeout | Reason::RegistryError => {
+                ReasonClass::Registry
+            }
         }
     }
 }

@@ -106,14 +106,23 @@ mod tests {
     #[test]
     fn fingerprints_differ_by_password_and_user_and_not_by_source() {
         let a = Credential::new("u", "p1", "a");
-        assert_ne!(a.fingerprint(), Credential::new("u", "p2", "a").fingerprint());
-        assert_ne!(a.fingerprint(), Credential::new("v", "p1", "a").fingerprint());
+        assert_ne!(
+            a.fingerprint(),
+            Credential::new("u", "p2", "a").fingerprint()
+        );
+        assert_ne!(
+            a.fingerprint(),
+            Credential::new("v", "p1", "a").fingerprint()
+        );
         // "u:" + "p" vs "u" + ":p" must not collide.
         assert_ne!(
             Credential::new("u:", "p", "a").fingerprint(),
             Credential::new("u", ":p", "a").fingerprint()
         );
-        assert_eq!(a.fingerprint(), Credential::new("u", "p1", "b").fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            Credential::new("u", "p1", "b").fingerprint()
+        );
         assert_ne!(a.fingerprint(), Fingerprint::anonymous());
     }
 }

@@ -115,14 +115,19 @@ mod tests {
     fn parses_challenges_as_registries_send_them() {
         let cases: Vec<(Vec<&str>, Option<Challenge>)> = vec![
             (
-                vec![r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#],
+                vec![
+                    r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+                ],
                 Some(bearer(
                     "https://auth.docker.io/token",
                     Some("registry.docker.io"),
                     Some("repository:samalba/my-app:pull,push"),
                 )),
             ),
-            (vec![r#"Basic realm="Registry Realm""#], Some(Challenge::Basic)),
+            (
+                vec![r#"Basic realm="Registry Realm""#],
+                Some(Challenge::Basic),
+            ),
             (vec![r#"basic realm=x"#], Some(Challenge::Basic)),
             // Bearer wins over Basic, in one header or across several.
             (
@@ -140,11 +145,17 @@ mod tests {
             ),
             // A realm-less Bearer cannot be answered; falls back to Basic if offered.
             (vec![r#"Bearer service="s""#], None),
-            (vec![r#"Bearer service="s", Basic realm="r""#], Some(Challenge::Basic)),
+            (
+                vec![r#"Bearer service="s", Basic realm="r""#],
+                Some(Challenge::Basic),
+            ),
             (vec![], None),
             (vec!["Negotiate"], None),
             (vec!["garbage \"unterminated"], None),
-            (vec![r#"Bearer realm="https://a/t"#], Some(bearer("https://a/t", None, None))),
+            (
+                vec![r#"Bearer realm="https://a/t"#],
+                Some(bearer("https://a/t", None, None)),
+            ),
         ];
         for (headers, want) in cases {
             assert_eq!(select(headers.iter().copied()), want, "headers {headers:?}");

@@ -321,7 +321,9 @@ impl RegistryClient {
             q.append_pair("scope", &key.scope);
         }
         let auth = credential.map(basic_auth);
-        let resp = self.send(Method::GET, url.as_str(), auth.as_deref()).await?;
+        let resp = self
+            .send(Method::GET, url.as_str(), auth.as_deref())
+            .await?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(RegistryError::Unauthorized {
@@ -502,7 +504,11 @@ async fn error_entries(resp: Response) -> Vec<ErrorEntry> {
 }
 
 async fn error_codes(resp: Response) -> Vec<String> {
-    error_entries(resp).await.into_iter().map(|e| e.code).collect()
+    error_entries(resp)
+        .await
+        .into_iter()
+        .map(|e| e.code)
+        .collect()
 }
 
 /// The registry's own first error message, trimmed to something a person reads in one line.
@@ -510,7 +516,13 @@ async fn error_message(resp: Response) -> Option<String> {
     error_entries(resp)
         .await
         .into_iter()
-        .map(|e| if e.message.is_empty() { e.code } else { e.message })
+        .map(|e| {
+            if e.message.is_empty() {
+                e.code
+            } else {
+                e.message
+            }
+        })
         .find(|m| !m.is_empty())
         .map(|m| m.chars().take(200).collect())
 }
@@ -576,12 +588,10 @@ fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, Regist
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-            roots
-                .add(cert)
-                .map_err(|e| RegistrySetupError::CaInvalid {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?;
+            roots.add(cert).map_err(|e| RegistrySetupError::CaInvalid {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
             count += 1;
         }
         if count == 0 {

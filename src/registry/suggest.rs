@@ -82,7 +82,14 @@ mod tests {
 
     #[test]
     fn suggests_the_tags_a_person_meant() {
-        let repo = tags(&["v1.4.0", "v1.4.1", "v1.5.0", "latest", "1.27", "1.27-alpine"]);
+        let repo = tags(&[
+            "v1.4.0",
+            "v1.4.1",
+            "v1.5.0",
+            "latest",
+            "1.27",
+            "1.27-alpine",
+        ]);
         let cases: &[(&str, &[&str])] = &[
             ("v1.4.l", &["v1.4.1"]),
             ("1.4.1", &["v1.4.1"]),
