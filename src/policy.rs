@@ -130,8 +130,8 @@ pub fn findings(
 }
 
 fn describe(image: Option<&ImageRef>, outcome: &CheckOutcome) -> String {
-    let registry = image.map_or("the registry", ImageRef::domain);
-    let repo = image.map_or("", ImageRef::path);
+    let registry = image.map_or("the registry", ImageRef::containerd_hostname);
+    let repo = image.map_or("", ImageRef::repository);
     match outcome {
         CheckOutcome::Found { .. } => String::new(),
         CheckOutcome::Invalid(e) => format!(

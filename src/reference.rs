@@ -151,7 +151,7 @@ impl ReferenceError {
     }
 
     /// The kubelet's `ParseImageName` error, as it appears in the `InspectFailed` event
-    /// ("Failed to apply default image tag %q: <this>") behind `InvalidImageName`.
+    /// (`Failed to apply default image tag "<image>": <this message>`) behind `InvalidImageName`.
     pub fn kubelet_message(&self) -> String {
         format!("couldn't parse image name: {}", self.kind)
     }

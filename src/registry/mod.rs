@@ -142,7 +142,7 @@ impl RegistryClient {
         let credential = credential.filter(|c| !c.is_empty());
         let target = Target {
             base: self.base_url(image),
-            repository: image.path(),
+            repository: image.repository(),
         };
         let url = format!(
             "{}/v2/{}/manifests/{}",
@@ -175,7 +175,7 @@ impl RegistryClient {
     }
 
     fn base_url(&self, image: &ImageRef) -> String {
-        let scheme = if self.insecure.contains(image.domain())
+        let scheme = if self.insecure.contains(image.containerd_hostname())
             || self.insecure.contains(image.registry_host())
         {
             "http"
