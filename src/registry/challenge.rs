@@ -59,7 +59,10 @@ fn parse_header(value: &str) -> Vec<(String, HashMap<String, String>)> {
         if after.trim_start().starts_with('=') {
             // A parameter of the current challenge.
             let eq = after.find('=').unwrap_or(0);
-            let (val, remaining) = parse_value(&after[eq + 1..]);
+            let Some((val, remaining)) = parse_value(&after[eq + 1..]) else {
+                // An unterminated quote: the header is malformed and nothing in it is trusted.
+                return Vec::new();
+            };
             if let Some((_, params)) = out.last_mut() {
                 params.insert(token.to_ascii_lowercase(), val);
             }
@@ -73,8 +76,9 @@ fn parse_header(value: &str) -> Vec<(String, HashMap<String, String>)> {
     out
 }
 
-/// Parses a quoted-string or a token at the start of `s`; returns the value and the rest.
-fn parse_value(s: &str) -> (String, &str) {
+/// Parses a quoted-string or a token at the start of `s`; returns the value and the rest, or
+/// `None` for a quoted-string that never ends.
+fn parse_value(s: &str) -> Option<(String, &str)> {
     let s = s.trim_start();
     if let Some(quoted) = s.strip_prefix('"') {
         let mut val = String::new();
@@ -86,15 +90,14 @@ fn parse_value(s: &str) -> (String, &str) {
                         val.push(escaped);
                     }
                 }
-                '"' => return (val, &quoted[i + 1..]),
+                '"' => return Some((val, &quoted[i + 1..])),
                 _ => val.push(c),
             }
         }
-        // Unterminated quote: take what there is rather than failing the whole header.
-        (val, "")
+        None
     } else {
         let end = s.find([',', ' ', '\t']).unwrap_or(s.len());
-        (s[..end].to_string(), &s[end..])
+        Some((s[..end].to_string(), &s[end..]))
     }
 }
 
@@ -152,10 +155,9 @@ mod tests {
             (vec![], None),
             (vec!["Negotiate"], None),
             (vec!["garbage \"unterminated"], None),
-            (
-                vec![r#"Bearer realm="https://a/t"#],
-                Some(bearer("https://a/t", None, None)),
-            ),
+            // An unterminated quote makes the whole header untrustworthy.
+            (vec![r#"Bearer realm="https://a/t"#], None),
+            (vec![r#"Bearer realm="https://a/t,service="#], None),
         ];
         for (headers, want) in cases {
             assert_eq!(select(headers.iter().copied()), want, "headers {headers:?}");

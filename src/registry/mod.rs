@@ -195,11 +195,16 @@ impl RegistryClient {
         credential: Option<&Credential>,
     ) -> Result<(Response, Option<String>), RegistryError> {
         // With a known challenge, authorize up front: one round trip instead of two.
-        let mut authorization = match self.challenges.get(&target.base) {
-            Some(ch) => Some(self.answer(&ch, target, credential, false).await?),
-            None => None,
-        };
-        for attempt in 0..2 {
+        let mut authorization = None;
+        let mut may_retry = true;
+        if let Some(ch) = self.challenges.get(&target.base) {
+            let (value, cached) = self.answer(&ch, target, credential, false).await?;
+            authorization = Some(value);
+            // A token fetched just now that is refused will be refused again; a cached one
+            // may have expired or been revoked early, so it earns one fresh attempt.
+            may_retry = cached;
+        }
+        loop {
             let resp = self
                 .send(method.clone(), url, authorization.as_deref())
                 .await?;
@@ -219,8 +224,8 @@ impl RegistryClient {
                     detail: error_message(resp).await,
                 });
             };
-            if attempt == 1 {
-                // A second 401 after a fresh answer: the credentials are not good enough
+            if !may_retry {
+                // A 401 right after a fresh answer: the credentials are not good enough
                 // (containerd's `invalidAuthorization`); retrying would only repeat it.
                 let detail = match &challenge {
                     Challenge::Bearer { error, .. } => error.clone(),
@@ -246,26 +251,25 @@ impl RegistryClient {
                 Challenge::Basic => Challenge::Basic,
             };
             self.challenges.insert(target.base.clone(), public.clone());
-            // A cached token may have been revoked or expired early: fetch a fresh one.
-            authorization = Some(self.answer(&public, target, credential, true).await?);
+            let (value, _) = self.answer(&public, target, credential, true).await?;
+            authorization = Some(value);
+            may_retry = false;
         }
-        Err(RegistryError::Unauthorized {
-            with_credentials: credential.is_some(),
-            detail: None,
-        })
     }
 
-    /// The `Authorization` header value that answers `challenge`.
+    /// The `Authorization` header value that answers `challenge`, and whether it came from
+    /// the token cache. `fresh` skips the cache.
     async fn answer(
         &self,
         challenge: &Challenge,
         target: &Target<'_>,
         credential: Option<&Credential>,
         fresh: bool,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, bool), RegistryError> {
         match challenge {
             Challenge::Basic => match credential {
-                Some(c) => Ok(basic_auth(c)),
+                // Basic is stateless: a refusal is final, there is nothing to refresh.
+                Some(c) => Ok((basic_auth(c), false)),
                 None => Err(RegistryError::Unauthorized {
                     with_credentials: false,
                     detail: None,
@@ -285,7 +289,7 @@ impl RegistryClient {
                 }
                 if let Some(token) = self.tokens.get(&key).await {
                     if token.expires > Instant::now() {
-                        return Ok(format!("Bearer {}", token.value));
+                        return Ok((format!("Bearer {}", token.value), true));
                     }
                     self.tokens.invalidate(&key).await;
                 }
@@ -294,7 +298,7 @@ impl RegistryClient {
                     .try_get_with(key.clone(), self.fetch_token(&key, credential))
                     .await
                     .map_err(|e| (*e).clone())?;
-                Ok(format!("Bearer {}", token.value))
+                Ok((format!("Bearer {}", token.value), false))
             }
         }
     }
@@ -543,7 +547,10 @@ fn classify_transport(err: reqwest::Error) -> RegistryError {
         }
         text.push_str(&s);
         if cause.is_none() {
-            if e.downcast_ref::<rustls::Error>().is_some() {
+            if e.downcast_ref::<rustls::Error>().is_some()
+                || s.contains("invalid peer certificate")
+                || s.contains("received fatal alert")
+            {
                 cause = Some(Unreachable::Tls);
             } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 cause = match io.kind() {
