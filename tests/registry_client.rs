@@ -139,7 +139,7 @@ async fn tells_a_missing_tag_from_a_missing_repository_and_suggests_tags() {
         .resolve(&image(&registry.image("public/ap", "v1.4.1")), None)
         .await;
     assert_eq!(no_repo, Err(RegistryError::NameUnknown));
-    assert_eq!(no_repo.unwrap_err().reason(), Reason::RepositoryNotFound);
+    assert_eq!(no_repo.expect_err("an error").reason(), Reason::RepositoryNotFound);
     drop(fx);
 }
 
@@ -300,7 +300,7 @@ async fn rate_limits_carry_retry_after_in_both_forms() {
             retry_after: Some(RetryAfter::Seconds(30))
         })
     );
-    assert_eq!(got.unwrap_err().reason(), Reason::RateLimited);
+    assert_eq!(got.expect_err("an error").reason(), Reason::RateLimited);
 
     let at = std::time::SystemTime::now() + Duration::from_secs(120);
     let fake = FakeRegistry::always(Reply::too_many_requests_until(at));
@@ -460,7 +460,7 @@ async fn names_why_a_registry_is_unreachable() {
         ),
         "{stalled:?}"
     );
-    assert_eq!(stalled.unwrap_err().reason(), Reason::Timeout);
+    assert_eq!(stalled.expect_err("an error").reason(), Reason::Timeout);
 }
 
 #[tokio::test]

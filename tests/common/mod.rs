@@ -1,0 +1,169 @@
+//! Shared integration-test harness: a real registry, a token service for it, and a fake registry.
+//!
+//! * [`TestRegistry`] runs Debian's `docker-registry` (CNCF distribution 2.8.2) over TLS on a free
+//!   127.0.0.1 port with storage in its own temporary directory, with no auth, htpasswd (bcrypt) or
+//!   token auth. Images are pushed over the plain registry HTTP API ([`TestRegistry::push_image`],
+//!   [`TestRegistry::push_index`], ...) and [`Fixtures::seed`] pushes the standard set.
+//! * [`TokenService`] issues ES256 JWTs that distribution accepts, with per-test access rules, and
+//!   records every token request.
+//! * [`FakeRegistry`] answers whatever a test scripts (429, 5xx, stalls, garbage, odd challenges)
+//!   and counts requests per method and path.
+//!
+//! Every server in one test binary presents a certificate from the same development CA
+//! ([`ca_pem`]), so one client from [`client_builder`] reaches all of them.
+//!
+//! Use from a test file with `mod common;`. Everything here is shared by many test binaries and
+//! each uses only part of it, hence the blanket `dead_code` allowance.
+#![allow(dead_code, unused_imports)]
+
+mod fake;
+mod images;
+mod registry;
+mod server;
+mod timefmt;
+mod token;
+
+pub use fake::{FakeRegistry, FakeRequest, RecordedRequest, Reply};
+pub use images::{FixtureImage, Fixtures, IndexFlavor, Platform, PushedIndex};
+pub use registry::{AccessLogEntry, RegistryAuth, TestRegistry};
+pub use token::{TokenRequest, TokenRules, TokenService};
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use pullcheck::certs::DevPki;
+use sha2::{Digest as _, Sha256};
+
+/// The four manifest media types, in the order containerd sends them. distribution 2.8.2 answers
+/// 404 for an OCI index or manifest, and 400 for a Docker list, when its type is missing here.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.oci.image.index.v1+json";
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A content digest, always `sha256:<64 lowercase hex>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(format!("sha256:{:x}", Sha256::digest(bytes)))
+    }
+
+    /// Wraps a digest string as a registry returned it (no validation: tests compare it).
+    pub fn from_header(value: &str) -> Digest {
+        Digest(value.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex part, without `sha256:`.
+    pub fn hex(&self) -> &str {
+        self.0.strip_prefix("sha256:").unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Digest {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Digest {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Digest {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+/// Installs rustls' ring provider for the process; a second install (another test got there
+/// first) is not an error.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The development PKI shared by every server in this test binary: a CA and a leaf for
+/// `localhost` and `127.0.0.1`, made once by `pullcheck::certs::generate`.
+pub fn pki() -> &'static DevPki {
+    static PKI: OnceLock<DevPki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        pullcheck::certs::generate(&["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("generate the test PKI")
+    })
+}
+
+/// PEM of the CA that signed every test server's certificate.
+pub fn ca_pem() -> &'static str {
+    &pki().ca.cert_pem
+}
+
+/// A port that was free a moment ago on 127.0.0.1. Another process may take it before the caller
+/// binds it; [`TestRegistry::start`] copes with that by retrying with a new port.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A rustls client config (ring provider) that trusts exactly the CAs in `ca_pem`.
+pub fn rustls_client_config(ca_pem: &str) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots
+            .add(cert.expect("parse CA PEM"))
+            .expect("add CA to the root store");
+    }
+    assert!(!roots.is_empty(), "no certificate in the CA PEM");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A reqwest client builder that trusts only the CAs in `ca_pem` and ignores proxy settings of the
+/// environment (everything here is on 127.0.0.1).
+pub fn client_builder_trusting(ca_pem: &str) -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls_client_config(ca_pem))
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+}
+
+/// A reqwest client builder that trusts the shared test CA (reaches every test server).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    client_builder_trusting(ca_pem())
+}
+
+/// A client that trusts the shared test CA.
+pub fn client() -> reqwest::Client {
+    client_builder().build().expect("build reqwest client")
+}
+
+/// `Basic <base64(user:pass)>`.
+pub fn basic_auth_value(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
