@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use kube::core::DynamicObject;
 use pullcheck::admission::{collect_findings, plan, respond, Checked};
+use pullcheck::credentials::resolve::PodCredentials;
 use pullcheck::policy::{decide, CheckOutcome, Mode, PolicySettings};
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::Resolved;
@@ -84,6 +85,7 @@ fn review_path(c: &mut Criterion) {
         .request
         .expect("request");
     let known = answers(&request);
+    let creds = PodCredentials::anonymous("prod");
     assert_eq!(known.len(), 5);
 
     c.bench_function("parse_review_5_container_deployment", |b| {
@@ -103,7 +105,7 @@ fn review_path(c: &mut Criterion) {
     c.bench_function("decide_and_encode", |b| {
         b.iter(|| {
             let p = plan(&request);
-            let findings = collect_findings(&p.uses, &known, &settings);
+            let findings = collect_findings(&p.uses, &known, &creds, &settings);
             let verdict = decide(Mode::Enforce, &settings, &findings);
             serde_json::to_vec(&respond(&request, &verdict, &p.uses, &known).into_review())
                 .expect("encode")
@@ -116,7 +118,7 @@ fn review_path(c: &mut Criterion) {
             let mut request = review.request.take().expect("request");
             request.types = review.types;
             let p = plan(&request);
-            let findings = collect_findings(&p.uses, &known, &settings);
+            let findings = collect_findings(&p.uses, &known, &creds, &settings);
             let verdict = decide(Mode::Enforce, &settings, &findings);
             serde_json::to_vec(&respond(&request, &verdict, &p.uses, &known).into_review())
                 .expect("encode")

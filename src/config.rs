@@ -4,6 +4,7 @@
 //! defaults in `config/default.yaml`, which also documents every key.
 
 use crate::cache::CacheSettings;
+use crate::credentials::cluster::ClusterSettings;
 use crate::policy::{FailureAction, Mode, MutableTagAdvice, PolicySettings};
 use crate::registry::RegistrySettings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -33,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the admission webhook over HTTPS.
     Serve(ServeArgs),
+    /// Show what the kubelet would do with an image: normalization, pull policy, matching credentials, and the registry's answer.
+    Explain(ExplainArgs),
     /// Generate a development CA and serving certificate (for local runs and tests).
     DevCerts(DevCertsArgs),
 }
@@ -54,6 +57,22 @@ pub struct ServeArgs {
     /// Default mode for namespaces without a `pullcheck.io/mode` label.
     #[arg(long, env = "PULLCHECK_MODE", value_enum)]
     pub mode: Option<Mode>,
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+    /// Time budget for a whole review, e.g. 5s or 2500ms (keep it under the webhook's timeoutSeconds).
+    #[arg(long, env = "PULLCHECK_TIMEOUT", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Log format: text on a terminal and JSON otherwise by default.
+    #[arg(long, env = "PULLCHECK_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. info or pullcheck=debug.
+    #[arg(long, env = "PULLCHECK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How to reach registries; shared by `serve` and `explain`.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
     /// Extra CA certificate (PEM) trusted for registries; repeatable (comma-separated in the env var).
     #[arg(
         long = "registry-ca",
@@ -68,15 +87,41 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub insecure_registry: Vec<String>,
-    /// Time budget for a whole review, e.g. 5s or 2500ms (keep it under the webhook's timeoutSeconds).
-    #[arg(long, env = "PULLCHECK_TIMEOUT", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-    /// Log format: text on a terminal and JSON otherwise by default.
-    #[arg(long, env = "PULLCHECK_LOG_FORMAT", value_enum, default_value = "auto")]
-    pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax), e.g. info or pullcheck=debug.
-    #[arg(long, env = "PULLCHECK_LOG", default_value = "info")]
-    pub log: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The image reference, exactly as written in the pod.
+    pub image: String,
+    /// A pull Secret manifest (YAML or JSON, as stored in Kubernetes); repeatable, in the order a pod lists them.
+    #[arg(long = "pull-secret")]
+    pub pull_secret: Vec<PathBuf>,
+    /// A docker config.json, used like a node's keyring (tried after the pull secrets); repeatable.
+    #[arg(long = "docker-config")]
+    pub docker_config: Vec<PathBuf>,
+    /// Read the secrets of --service-account in this namespace from the cluster instead of files.
+    #[arg(long, requires = "service_account", conflicts_with_all = ["pull_secret", "docker_config"])]
+    pub namespace: Option<String>,
+    /// The service account whose imagePullSecrets a pod would get (with --namespace).
+    #[arg(long = "service-account", requires = "namespace")]
+    pub service_account: Option<String>,
+    /// Do not contact the registry: only normalize and match credentials.
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub registries: RegistryArgs,
+    /// Time budget for the check.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +157,12 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub registry: RegistrySettings,
     pub cache: CacheSettings,
+    pub kubernetes: KubernetesMode,
+    pub cluster: ClusterSettings,
+    /// A docker config.json with the nodes' own credentials (tried after the pod's secrets).
+    pub node_docker_config: Option<PathBuf>,
+    /// Registries nodes pull with credentials pullcheck cannot see (credential providers).
+    pub node_registries: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +191,36 @@ struct FileConfig {
     registries: RegistriesFile,
     #[serde(default)]
     cache: CacheFile,
+    #[serde(default)]
+    kubernetes: KubernetesFile,
+    #[serde(default)]
+    node_credentials: NodeCredentialsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KubernetesFile {
+    enabled: Option<KubernetesMode>,
+    cache_ttl: Option<String>,
+    missing_ttl: Option<String>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NodeCredentialsFile {
+    docker_config: Option<PathBuf>,
+    registries: Option<Vec<String>>,
+}
+
+/// Whether to read pull secrets from the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubernetesMode {
+    /// In-cluster configuration or KUBECONFIG when present; otherwise run without (dev).
+    Auto,
+    /// Never: images are checked anonymously.
+    Off,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +266,25 @@ impl FileConfig {
                     .registries
                     .connect_timeout
                     .or(self.registries.connect_timeout),
+            },
+            kubernetes: KubernetesFile {
+                enabled: over.kubernetes.enabled.or(self.kubernetes.enabled),
+                cache_ttl: over.kubernetes.cache_ttl.or(self.kubernetes.cache_ttl),
+                missing_ttl: over.kubernetes.missing_ttl.or(self.kubernetes.missing_ttl),
+                request_timeout: over
+                    .kubernetes
+                    .request_timeout
+                    .or(self.kubernetes.request_timeout),
+            },
+            node_credentials: NodeCredentialsFile {
+                docker_config: over
+                    .node_credentials
+                    .docker_config
+                    .or(self.node_credentials.docker_config),
+                registries: over
+                    .node_credentials
+                    .registries
+                    .or(self.node_credentials.registries),
             },
             cache: CacheFile {
                 tag_ttl: over.cache.tag_ttl.or(self.cache.tag_ttl),
@@ -238,12 +338,7 @@ impl Settings {
             insecure_registries: merged.registries.insecure.unwrap_or_default(),
             ..RegistrySettings::default()
         };
-        registry
-            .extra_ca_files
-            .extend(args.registry_ca.iter().cloned());
-        registry
-            .insecure_registries
-            .extend(args.insecure_registry.iter().cloned());
+        args.registries.apply(&mut registry);
         if let Some(t) = duration(
             merged.registries.connect_timeout,
             "registries.connectTimeout",
@@ -265,6 +360,25 @@ impl Settings {
         if let Some(n) = c.max_entries {
             cache.max_entries = n;
         }
+        let mut cluster = ClusterSettings::default();
+        let k = merged.kubernetes;
+        for (value, key, slot) in [
+            (k.cache_ttl, "kubernetes.cacheTtl", &mut cluster.ttl),
+            (
+                k.missing_ttl,
+                "kubernetes.missingTtl",
+                &mut cluster.missing_ttl,
+            ),
+            (
+                k.request_timeout,
+                "kubernetes.requestTimeout",
+                &mut cluster.request_timeout,
+            ),
+        ] {
+            if let Some(d) = duration(value, key)? {
+                *slot = d;
+            }
+        }
         let defaults = PolicySettings::default();
         Ok(Settings {
             listen: args.listen,
@@ -279,7 +393,23 @@ impl Settings {
             },
             registry,
             cache,
+            kubernetes: k.enabled.unwrap_or(KubernetesMode::Auto),
+            cluster,
+            node_docker_config: merged.node_credentials.docker_config,
+            node_registries: merged.node_credentials.registries.unwrap_or_default(),
         })
+    }
+}
+
+impl RegistryArgs {
+    /// Adds the flags' CAs and insecure registries to `settings`.
+    pub fn apply(&self, settings: &mut RegistrySettings) {
+        settings
+            .extra_ca_files
+            .extend(self.registry_ca.iter().cloned());
+        settings
+            .insecure_registries
+            .extend(self.insecure_registry.iter().cloned());
     }
 }
 

@@ -5,7 +5,9 @@ pub mod cache;
 pub mod certs;
 pub mod config;
 pub mod credentials;
+pub mod explain;
 pub mod metrics;
+pub mod platform;
 pub mod policy;
 pub mod reason;
 pub mod reference;
@@ -20,8 +22,71 @@ use std::sync::Arc;
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Explain(args) => explain(args).await,
         Command::DevCerts(args) => dev_certs(&args),
     }
+}
+
+/// `pullcheck explain`: exits 1 when the kubelet's pull would fail (or the reference is
+/// invalid), 0 otherwise.
+async fn explain(args: config::ExplainArgs) -> anyhow::Result<()> {
+    let mut registry_settings = registry::RegistrySettings::default();
+    args.registries.apply(&mut registry_settings);
+    let reader = match (&args.namespace, &args.service_account) {
+        (Some(_), Some(_)) => {
+            let client = kube_client(config::KubernetesMode::Auto)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--namespace needs a Kubernetes API (KUBECONFIG or in-cluster)")
+                })?;
+            Some(credentials::cluster::ClusterReader::new(
+                client,
+                credentials::cluster::ClusterSettings::default(),
+            ))
+        }
+        _ => None,
+    };
+    let input = match (&reader, &args.namespace, &args.service_account) {
+        (Some(reader), Some(namespace), Some(service_account)) => {
+            explain::CredentialInput::Cluster {
+                reader,
+                namespace,
+                service_account,
+            }
+        }
+        _ => explain::CredentialInput::Files {
+            pull_secrets: &args.pull_secret,
+            docker_configs: &args.docker_config,
+        },
+    };
+    let (pod, node) = explain::credentials(input).await?;
+    let checker = if args.offline {
+        None
+    } else {
+        Some(admission::Checker::new(
+            registry::RegistryClient::new(&registry_settings)?,
+            cache::AnswerCache::new(cache::CacheSettings::default()),
+            policy::PolicySettings::default(),
+            args.timeout,
+            Arc::new(metrics::Metrics::new()),
+        ))
+    };
+    // The node keyring is tried by the checker too, after the pod's secrets.
+    let checker = checker.map(|c| {
+        c.with_node_credentials(admission::NodeCredentials {
+            keyring: node.clone(),
+            unchecked: Vec::new(),
+        })
+    });
+    let explanation = explain::explain(&args.image, &pod, node.as_ref(), checker.as_ref()).await;
+    match args.output {
+        config::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
+        config::OutputFormat::Text => print!("{}", explain::render_text(&explanation)),
+    }
+    if explanation.pull_fails() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -29,13 +94,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(&args)?;
     let registry = registry::RegistryClient::new(&settings.registry)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let checker = Arc::new(admission::Checker::new(
+    let mut checker = admission::Checker::new(
         registry,
         cache::AnswerCache::new(settings.cache),
         settings.policy.clone(),
         settings.review_timeout,
         metrics,
-    ));
+    )
+    .with_node_credentials(node_credentials(&settings)?);
+    if let Some(client) = kube_client(settings.kubernetes).await? {
+        checker = checker.with_cluster(credentials::cluster::ClusterReader::new(
+            client,
+            settings.cluster,
+        ));
+    }
+    let checker = Arc::new(checker);
     let readiness = server::Readiness::default();
     let app = webhook::router(checker, settings.mode, settings.max_body_bytes)
         .merge(server::health_routes(readiness.clone()));
@@ -52,6 +125,48 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server::serve(server_settings, app, readiness, server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// In-cluster configuration or KUBECONFIG; none (with a log line) when neither exists, so a
+/// local run needs no cluster.
+async fn kube_client(mode: config::KubernetesMode) -> anyhow::Result<Option<kube::Client>> {
+    if mode == config::KubernetesMode::Off {
+        tracing::info!(
+            "Kubernetes API disabled: pull secrets are not read, images are checked anonymously"
+        );
+        return Ok(None);
+    }
+    match kube::Config::infer().await {
+        Ok(config) => Ok(Some(kube::Client::try_from(config)?)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes API configuration found: pull secrets are not read, images are checked anonymously");
+            Ok(None)
+        }
+    }
+}
+
+fn node_credentials(settings: &Settings) -> anyhow::Result<admission::NodeCredentials> {
+    let keyring = match &settings.node_docker_config {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read nodeCredentials.dockerConfig {}: {e}",
+                    path.display()
+                )
+            })?;
+            let entries = credentials::dockerconfig::parse_config_json(&bytes).map_err(|e| {
+                anyhow::anyhow!("nodeCredentials.dockerConfig {}: {e}", path.display())
+            })?;
+            let mut keyring = credentials::keyring::Keyring::new();
+            keyring.add("node docker config", &entries);
+            Some(keyring)
+        }
+    };
+    Ok(admission::NodeCredentials {
+        keyring,
+        unchecked: settings.node_registries.clone(),
+    })
 }
 
 fn dev_certs(args: &DevCertsArgs) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! Outcome + mode -> verdict, and the words of every message. Pure.
 
 use crate::admission::extract::ImageUse;
+use crate::credentials::keyring;
+use crate::credentials::resolve::{PodCredentials, SecretNote};
 use crate::reason::{Reason, ReasonClass};
 use crate::reference::{ImageRef, PullPolicy, ReferenceError};
 use crate::registry::{RegistryError, Resolved, Unreachable};
@@ -82,6 +84,16 @@ pub enum CheckOutcome {
     TimedOut {
         budget: Duration,
     },
+    /// A referenced pull secret cannot be parsed: (secret name, the parser's words).
+    SecretInvalid {
+        secrets: Vec<(String, String)>,
+    },
+    /// The Kubernetes API could not say which credentials apply.
+    CredentialsUnknown {
+        detail: String,
+    },
+    /// Nodes pull this registry with credentials pullcheck cannot see; not checked.
+    NodeCredentials,
 }
 
 impl CheckOutcome {
@@ -91,6 +103,9 @@ impl CheckOutcome {
             CheckOutcome::Invalid(_) => Reason::InvalidReference,
             CheckOutcome::Failed { error, .. } => error.reason(),
             CheckOutcome::TimedOut { .. } => Reason::Timeout,
+            CheckOutcome::SecretInvalid { .. } => Reason::SecretInvalid,
+            CheckOutcome::CredentialsUnknown { .. } => Reason::CredentialsUnknown,
+            CheckOutcome::NodeCredentials => Reason::NodeCredentials,
         }
     }
 }
@@ -107,6 +122,7 @@ pub fn findings(
     image_use: &ImageUse,
     image: Option<&ImageRef>,
     outcome: &CheckOutcome,
+    credentials: &PodCredentials,
     settings: &PolicySettings,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -115,7 +131,7 @@ pub fn findings(
     if reason != Reason::Ok {
         out.push(Finding {
             reason,
-            message: format!("{what}: {}", describe(image, outcome)),
+            message: format!("{what}: {}", describe(image, outcome, credentials)),
         });
     }
     if let (Some(image), CheckOutcome::Found { resolved, .. }) = (image, outcome) {
@@ -129,7 +145,11 @@ pub fn findings(
     out
 }
 
-fn describe(image: Option<&ImageRef>, outcome: &CheckOutcome) -> String {
+fn describe(
+    image: Option<&ImageRef>,
+    outcome: &CheckOutcome,
+    credentials: &PodCredentials,
+) -> String {
     let registry = image.map_or("the registry", ImageRef::containerd_hostname);
     let repo = image.map_or("", ImageRef::repository);
     match outcome {
@@ -146,7 +166,71 @@ fn describe(image: Option<&ImageRef>, outcome: &CheckOutcome) -> String {
         CheckOutcome::Failed {
             error,
             credential_source,
-        } => describe_registry_error(image, registry, repo, error, credential_source.as_deref()),
+        } => {
+            let mut text =
+                describe_registry_error(image, registry, repo, error, credential_source.as_deref());
+            if let (
+                RegistryError::Unauthorized {
+                    with_credentials: false,
+                    ..
+                },
+                Some(image),
+            ) = (error, image)
+            {
+                text.push_str(&why_no_credentials(image, credentials));
+            }
+            text
+        }
+        CheckOutcome::SecretInvalid { secrets } => {
+            format!(
+            "the pull secret{} {} cannot be parsed ({}); the kubelet fails every image pull of \
+             this pod when any of its pull secrets is malformed. Fix or remove the secret",
+            if secrets.len() == 1 { "" } else { "s" },
+            secrets.iter().map(|(n, _)| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+            secrets.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; "),
+        )
+        }
+        CheckOutcome::CredentialsUnknown { detail } => format!(
+            "could not tell which pull credentials apply ({detail}); the image was not checked"
+        ),
+        CheckOutcome::NodeCredentials => format!(
+            "not checked: nodes pull from {registry} with their own credentials (a node docker \
+             config or a credential provider), which pullcheck cannot see"
+        ),
+    }
+}
+
+/// Why an anonymous pull happened although the pod may have meant to authenticate: keys that
+/// almost match the image, and secrets the kubelet skipped.
+fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> String {
+    let mut parts: Vec<String> = keyring::near_misses(&credentials.keyring.keys(), &image.name())
+        .iter()
+        .map(|miss| {
+            format!(
+                "{} has credentials for {} but the image is pulled from {} ({})",
+                miss.source,
+                miss.key,
+                image.containerd_hostname(),
+                miss.why
+            )
+        })
+        .collect();
+    for note in &credentials.notes {
+        match note {
+            SecretNote::Missing { name } => parts.push(format!(
+                "the secret {name:?} that should hold them does not exist in namespace {:?}",
+                credentials.namespace
+            )),
+            SecretNote::NotPullSecret { name, .. } => parts.push(format!(
+                "the secret {name:?} is not a pull secret and was ignored"
+            )),
+            SecretNote::AccountMissing { .. } | SecretNote::NotRead { .. } => {}
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (note: {})", parts.join("; "))
     }
 }
 
@@ -279,6 +363,51 @@ fn mutable_tag_advice(
     ))
 }
 
+/// Findings about the pod's secrets themselves, said once per review.
+pub fn secret_findings(credentials: &PodCredentials) -> Vec<Finding> {
+    let ns = &credentials.namespace;
+    let via = credentials
+        .via_account
+        .as_deref()
+        .map(|a| format!(" (listed by service account {a:?})"))
+        .unwrap_or_default();
+    credentials
+        .notes
+        .iter()
+        .map(|note| {
+            let message =
+                match note {
+                    SecretNote::Missing { name } => format!(
+                    "the pull secret {name:?}{via} is referenced but does not exist in namespace \
+                     {ns:?} (secrets do not cross namespaces); the kubelet skips it, so pulls \
+                     that need it will fail. Create it in {ns:?}"
+                ),
+                    SecretNote::NotPullSecret { name, why } => format!(
+                    "the secret {name:?}{via} in namespace {ns:?} is not a pull secret ({why}); \
+                     the kubelet ignores it. Create it with `kubectl create secret \
+                     docker-registry`, which makes a kubernetes.io/dockerconfigjson secret"
+                ),
+                    SecretNote::AccountMissing { name } => format!(
+                    "service account {name:?} does not exist in namespace {ns:?}; pods that use \
+                     it cannot be created until it does, and it lends them no pull secrets"
+                ),
+                    SecretNote::NotRead { names } => {
+                        format!(
+                    "pull secret{} {} not read: pullcheck runs without Kubernetes API access, \
+                     so images were checked anonymously",
+                    if names.len() == 1 { "" } else { "s" },
+                    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                )
+                    }
+                };
+            Finding {
+                reason: Reason::SecretIgnored,
+                message: format!("pullcheck: {message}"),
+            }
+        })
+        .collect()
+}
+
 fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
@@ -307,7 +436,7 @@ pub fn decide(mode: Mode, settings: &PolicySettings, findings: &[Finding]) -> Ve
         let blocks = match f.reason.class() {
             ReasonClass::Pass | ReasonClass::Advice => false,
             ReasonClass::Workload => true,
-            ReasonClass::Registry => settings.registry_failure == FailureAction::Deny,
+            ReasonClass::Undetermined => settings.registry_failure == FailureAction::Deny,
         };
         if blocks && mode == Mode::Enforce {
             deny.push(f.message.as_str());
@@ -373,6 +502,7 @@ mod tests {
             &container(image, PullPolicy::IfNotPresent),
             parsed.as_ref(),
             &outcome,
+            &PodCredentials::anonymous("prod"),
             &PolicySettings::default(),
         )
     }
@@ -570,6 +700,7 @@ mod tests {
                 &container(image, pull),
                 Some(&parsed),
                 &found(digest),
+                &PodCredentials::anonymous("prod"),
                 &settings,
             );
             assert_eq!(
@@ -596,6 +727,7 @@ mod tests {
             &container(&pinned, PullPolicy::IfNotPresent),
             Some(&parsed),
             &found(digest),
+            &PodCredentials::anonymous("prod"),
             &settings,
         );
         assert!(got.is_empty(), "{got:?}");

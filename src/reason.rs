@@ -30,10 +30,18 @@ pub enum Reason {
     RegistryError,
     /// Advice: a mutable tag with IfNotPresent lets nodes run stale images.
     MutableTag,
+    /// A referenced pull secret the kubelet cannot parse: every pull of the pod fails.
+    SecretInvalid,
+    /// A referenced secret is missing or not a pull secret; the kubelet skips it.
+    SecretIgnored,
+    /// The Kubernetes API could not be asked which credentials apply.
+    CredentialsUnknown,
+    /// Nodes pull from this registry with their own credentials; not checked.
+    NodeCredentials,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Ok,
         Reason::InvalidReference,
         Reason::TagNotFound,
@@ -45,6 +53,10 @@ impl Reason {
         Reason::Timeout,
         Reason::RegistryError,
         Reason::MutableTag,
+        Reason::SecretInvalid,
+        Reason::SecretIgnored,
+        Reason::CredentialsUnknown,
+        Reason::NodeCredentials,
     ];
 
     /// Stable snake_case label used in metrics, logs, audit annotations and JSON output.
@@ -61,6 +73,10 @@ impl Reason {
             Reason::Timeout => "registry_timeout",
             Reason::RegistryError => "registry_error",
             Reason::MutableTag => "mutable_tag",
+            Reason::SecretInvalid => "secret_invalid",
+            Reason::SecretIgnored => "secret_ignored",
+            Reason::CredentialsUnknown => "credentials_unknown",
+            Reason::NodeCredentials => "node_credentials",
         }
     }
 
@@ -69,15 +85,20 @@ impl Reason {
     pub fn class(self) -> ReasonClass {
         match self {
             Reason::Ok => ReasonClass::Pass,
-            Reason::MutableTag => ReasonClass::Advice,
+            Reason::MutableTag | Reason::SecretIgnored | Reason::NodeCredentials => {
+                ReasonClass::Advice
+            }
             Reason::InvalidReference
+            | Reason::SecretInvalid
             | Reason::TagNotFound
             | Reason::RepositoryNotFound
             | Reason::Unauthorized
             | Reason::Forbidden => ReasonClass::Workload,
-            Reason::RateLimited | Reason::Unreachable | Reason::Timeout | Reason::RegistryError => {
-                ReasonClass::Registry
-            }
+            Reason::RateLimited
+            | Reason::Unreachable
+            | Reason::Timeout
+            | Reason::RegistryError
+            | Reason::CredentialsUnknown => ReasonClass::Undetermined,
         }
     }
 }
@@ -94,8 +115,9 @@ pub enum ReasonClass {
     Pass,
     /// The pull will fail whatever the registry does next: deny in enforce mode.
     Workload,
-    /// The registry could not give an answer: admit with a warning unless configured to deny.
-    Registry,
+    /// Could not tell (registry or Kubernetes API unavailable): admit with a warning unless
+    /// configured to deny.
+    Undetermined,
     /// Never blocks; always a warning.
     Advice,
 }

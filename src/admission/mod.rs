@@ -7,6 +7,10 @@
 pub mod extract;
 
 use crate::cache::{AnswerCache, CacheKey};
+use crate::credentials::cluster::ClusterReader;
+use crate::credentials::keyring::{self, Keyring};
+use crate::credentials::pod::{secret_refs, SecretRefs};
+use crate::credentials::resolve::{self, PodCredentials};
 use crate::credentials::{Credential, Fingerprint};
 use crate::metrics::{Decision, DecisionLabels, Metrics, ReasonLabels, ReviewLabels};
 use crate::policy::{self, CheckOutcome, Finding, Mode, PolicySettings, Verdict};
@@ -37,6 +41,8 @@ pub enum BadReview {
 #[derive(Debug, PartialEq)]
 pub struct Plan {
     pub kind: Option<WorkloadKind>,
+    /// Where the pod's pull secrets come from (`None` when nothing is checked).
+    pub secrets: Option<SecretRefs>,
     /// Image uses to check, in object order.
     pub uses: Vec<ImageUse>,
     /// Said to the user whatever the checks find (unsupported kind, unreadable object).
@@ -47,6 +53,7 @@ pub struct Plan {
 pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     let mut plan = Plan {
         kind: None,
+        secrets: None,
         uses: Vec::new(),
         notes: Vec::new(),
     };
@@ -85,6 +92,7 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
         }
     };
     plan.kind = Some(workload.kind);
+    plan.secrets = Some(secret_refs(workload.kind, &workload.spec));
     // On UPDATE only images new relative to the old object cost a registry call, so a scale
     // or a label edit is free. An unreadable old object means every image is new.
     let old_images = match (&request.operation, &request.old_object) {
@@ -100,10 +108,25 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     plan
 }
 
+/// Credentials that nodes have and pods do not show: the node's docker config and cloud
+/// credential providers (ECR, Artifact Registry, ACR). The kubelet tries them after the pod's
+/// secrets (`UnionDockerKeyring`).
+#[derive(Debug, Default)]
+pub struct NodeCredentials {
+    /// A mounted copy of the nodes' docker `config.json`.
+    pub keyring: Option<Keyring>,
+    /// Registry patterns (keyring syntax, e.g. `*.dkr.ecr.*.amazonaws.com`) that nodes pull
+    /// with credentials pullcheck cannot see: images there are not checked when no pod
+    /// secret matches, and a warning says so.
+    pub unchecked: Vec<String>,
+}
+
 /// Checks images against registries, sharing answers between reviews.
 pub struct Checker {
     registry: RegistryClient,
     cache: AnswerCache,
+    cluster: Option<ClusterReader>,
+    node: NodeCredentials,
     policy: PolicySettings,
     budget: Duration,
     metrics: Arc<Metrics>,
@@ -127,14 +150,36 @@ impl Checker {
         Checker {
             registry,
             cache,
+            cluster: None,
+            node: NodeCredentials::default(),
             policy,
             budget,
             metrics,
         }
     }
 
+    /// Reads pull secrets and service accounts from this cluster. Without it, images are
+    /// checked anonymously and secrets a pod lists are named in a warning as not read.
+    pub fn with_cluster(mut self, reader: ClusterReader) -> Self {
+        self.cluster = Some(reader);
+        self
+    }
+
+    pub fn with_node_credentials(mut self, node: NodeCredentials) -> Self {
+        self.node = node;
+        self
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    pub fn policy(&self) -> &PolicySettings {
+        &self.policy
     }
 
     /// Answers a raw AdmissionReview body in `mode`.
@@ -144,6 +189,7 @@ impl Checker {
         mode: Mode,
     ) -> Result<AdmissionReview<DynamicObject>, BadReview> {
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.budget;
         let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)?;
         if review.types.api_version != "admission.k8s.io/v1"
             || review.types.kind != "AdmissionReview"
@@ -157,12 +203,24 @@ impl Checker {
         // The response echoes the review's apiVersion and kind, which live on the envelope.
         request.types = review.types;
         let plan = plan(&request);
-        let checked = if mode == Mode::Off {
-            HashMap::new()
-        } else {
-            self.check_images(&plan.uses, &[]).await
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let (credentials, checked) = match (&plan.secrets, mode) {
+            (Some(refs), Mode::Enforce | Mode::Warn) if !plan.uses.is_empty() => {
+                let credentials = self
+                    .pod_credentials(namespace, refs.clone(), deadline)
+                    .await;
+                let checked = self.check_images(&plan.uses, &credentials, deadline).await;
+                (credentials, checked)
+            }
+            _ => (PodCredentials::anonymous(namespace), HashMap::new()),
         };
-        let findings = collect_findings(&plan.uses, &checked, &self.policy);
+        let mut findings = policy::secret_findings(&credentials);
+        findings.extend(collect_findings(
+            &plan.uses,
+            &checked,
+            &credentials,
+            &self.policy,
+        ));
         let mut verdict = policy::decide(mode, &self.policy, &findings);
         verdict.warnings.extend(plan.notes.iter().cloned());
         let response = respond(&request, &verdict, &plan.uses, &checked);
@@ -170,14 +228,36 @@ impl Checker {
         Ok(response.into_review())
     }
 
+    /// The pod's secrets, read within the review budget.
+    pub async fn pod_credentials(
+        &self,
+        namespace: &str,
+        refs: SecretRefs,
+        deadline: tokio::time::Instant,
+    ) -> PodCredentials {
+        let reading = resolve::resolve(self.cluster.as_ref(), namespace, refs);
+        match tokio::time::timeout_at(deadline, reading).await {
+            Ok(credentials) => credentials,
+            Err(_) => {
+                let mut credentials = PodCredentials::anonymous(namespace);
+                credentials.unknown = Some(crate::credentials::cluster::ReadError {
+                    what: "pull secrets of namespace",
+                    namespace: namespace.to_string(),
+                    name: String::new(),
+                    detail: "the Kubernetes API did not answer within the review budget".into(),
+                });
+                credentials
+            }
+        }
+    }
+
     /// Checks every distinct image once, concurrently, all within the review budget.
-    /// `credentials` are tried in order, as the kubelet does; none means anonymous.
     pub async fn check_images(
         &self,
         uses: &[ImageUse],
-        credentials: &[Credential],
+        credentials: &PodCredentials,
+        deadline: tokio::time::Instant,
     ) -> HashMap<String, Checked> {
-        let deadline = tokio::time::Instant::now() + self.budget;
         let mut distinct: Vec<&str> = uses.iter().map(|u| u.image.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -188,17 +268,7 @@ impl Checker {
                     outcome: CheckOutcome::Invalid(e),
                 },
                 Ok(parsed) => {
-                    let outcome = match tokio::time::timeout_at(
-                        deadline,
-                        self.check_one(&parsed, credentials),
-                    )
-                    .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => CheckOutcome::TimedOut {
-                            budget: self.budget,
-                        },
-                    };
+                    let outcome = self.check_parsed(&parsed, credentials, deadline).await;
                     Checked {
                         image: Some(parsed),
                         outcome,
@@ -217,6 +287,54 @@ impl Checker {
             .await
             .into_iter()
             .collect()
+    }
+
+    async fn check_parsed(
+        &self,
+        image: &ImageRef,
+        credentials: &PodCredentials,
+        deadline: tokio::time::Instant,
+    ) -> CheckOutcome {
+        if !credentials.invalid.is_empty() {
+            // The kubelet's MakeDockerKeyring fails as a whole: no pull of this pod happens.
+            return CheckOutcome::SecretInvalid {
+                secrets: credentials
+                    .invalid
+                    .iter()
+                    .map(|(name, e)| (name.clone(), e.to_string()))
+                    .collect(),
+            };
+        }
+        if let Some(e) = &credentials.unknown {
+            return CheckOutcome::CredentialsUnknown {
+                detail: e.to_string(),
+            };
+        }
+        let repo = image.name();
+        let mut matched: Vec<Credential> = credentials
+            .keyring
+            .lookup(&repo)
+            .into_iter()
+            .map(|m| m.credential)
+            .collect();
+        if let Some(node) = &self.node.keyring {
+            matched.extend(node.lookup(&repo).into_iter().map(|m| m.credential));
+        }
+        if matched.is_empty()
+            && self
+                .node
+                .unchecked
+                .iter()
+                .any(|pattern| keyring::urls_match(pattern, &repo))
+        {
+            return CheckOutcome::NodeCredentials;
+        }
+        match tokio::time::timeout_at(deadline, self.check_one(image, &matched)).await {
+            Ok(outcome) => outcome,
+            Err(_) => CheckOutcome::TimedOut {
+                budget: self.budget,
+            },
+        }
     }
 
     /// The kubelet's rule: with no matching credentials one anonymous pull; otherwise each
@@ -345,11 +463,12 @@ pub fn operation_str(op: &Operation) -> &'static str {
 pub fn collect_findings(
     uses: &[ImageUse],
     checked: &HashMap<String, Checked>,
+    credentials: &PodCredentials,
     settings: &PolicySettings,
 ) -> Vec<Finding> {
     uses.iter()
         .filter_map(|u| checked.get(&u.image).map(|c| (u, c)))
-        .flat_map(|(u, c)| policy::findings(u, c.image.as_ref(), &c.outcome, settings))
+        .flat_map(|(u, c)| policy::findings(u, c.image.as_ref(), &c.outcome, credentials, settings))
         .collect()
 }
 

@@ -1,5 +1,12 @@
 //! Pull credentials: the username/password pairs the kubelet would hand to the runtime.
 
+pub mod cluster;
+pub mod pod;
+pub mod resolve;
+
+pub mod dockerconfig;
+pub mod keyring;
+
 use sha2::{Digest, Sha256};
 use std::fmt;
 

@@ -1,0 +1,1504 @@
+//! Pull-secret payloads read exactly as the kubelet reads them.
+//!
+//! The kubelet (`pkg/credentialprovider/secrets/secrets.go`, `config.go`) runs Go's
+//! `encoding/json` over the payload into `DockerConfigJSON` (`{"auths": {...}}`) or the bare
+//! `DockerConfig` map, and each entry through `DockerConfigEntry.UnmarshalJSON`, which decodes
+//! `auth`. Anything that differs from Go here changes which credentials a pod gets, so this
+//! module reproduces the Go behaviour that matters rather than using serde:
+//!
+//! * a syntax check over the whole payload before anything is decoded (Go's `checkValid`);
+//! * struct fields matched case-insensitively with Go's folding (`"Auths"`, `"USERNAME"` and
+//!   `"uſername"` all count), unknown fields ignored, later duplicates winning, a second
+//!   `"auths"` object merging into the first and a `null` one emptying it;
+//! * JSON strings decoded as Go does (invalid UTF-8 and lone surrogates become U+FFFD);
+//! * type mismatches remembered and reported only after decoding finishes, while an error
+//!   from an entry (its own type errors, or its `auth`) stops decoding at once, with Go's
+//!   message text (`json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths
+//!   of type string`);
+//! * `auth` decoded with Go's base64 decoder (newlines skipped, non-canonical trailing bits
+//!   accepted, `illegal base64 data at input byte N`).
+//!
+//! Error messages never contain bytes of the payload: a Go syntax error names the offending
+//! character, ours gives its byte offset instead, because that character may belong to a
+//! password.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Secret type whose `.dockerconfigjson` the kubelet reads (`v1.SecretTypeDockerConfigJson`).
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// Secret type whose `.dockercfg` the kubelet reads (`v1.SecretTypeDockercfg`).
+pub const DOCKER_CFG_TYPE: &str = "kubernetes.io/dockercfg";
+/// Data key of a `kubernetes.io/dockerconfigjson` secret.
+pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+/// Data key of a `kubernetes.io/dockercfg` secret.
+pub const DOCKER_CFG_KEY: &str = ".dockercfg";
+
+/// Which of the two pull-secret layouts a payload uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// `{"auths": {<registry>: entry}}` (also the node's `config.json`).
+    DockerConfigJson,
+    /// The legacy bare map `{<registry>: entry}`.
+    DockerCfg,
+}
+
+impl SecretKind {
+    /// The Secret `type` that selects this layout.
+    pub fn secret_type(self) -> &'static str {
+        match self {
+            SecretKind::DockerConfigJson => DOCKER_CONFIG_JSON_TYPE,
+            SecretKind::DockerCfg => DOCKER_CFG_TYPE,
+        }
+    }
+
+    /// The `data` key the payload is read from.
+    pub fn data_key(self) -> &'static str {
+        match self {
+            SecretKind::DockerConfigJson => DOCKER_CONFIG_JSON_KEY,
+            SecretKind::DockerCfg => DOCKER_CFG_KEY,
+        }
+    }
+}
+
+/// Why the kubelet does not use a referenced Secret as a pull secret. It skips such a secret
+/// silently, so the pod pulls as if the reference were not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotAPullSecret {
+    /// Only the two docker-config types count; an `Opaque` secret holding a
+    /// `.dockerconfigjson` is ignored.
+    #[error(
+        "its type is {}, and the kubelet only uses secrets of type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg",
+        display_type(.secret_type)
+    )]
+    WrongType { secret_type: Option<String> },
+    /// The type is right but the data key that type requires is absent.
+    #[error("it is of type {} but has no {} key", .kind.secret_type(), .kind.data_key())]
+    MissingKey { kind: SecretKind },
+    /// The data key is present but empty.
+    #[error("its {} is empty", .kind.data_key())]
+    EmptyPayload { kind: SecretKind },
+}
+
+fn display_type(secret_type: &Option<String>) -> String {
+    match secret_type.as_deref() {
+        None | Some("") => "not set".to_string(),
+        Some(t) => t.to_string(),
+    }
+}
+
+/// The kubelet's secret type gate (`secretsToTrackedDockerConfigs`): a secret counts only as
+/// `kubernetes.io/dockerconfigjson` with a non-empty `.dockerconfigjson`, or as
+/// `kubernetes.io/dockercfg` with a non-empty `.dockercfg`. `data` holds the already
+/// base64-decoded values of the Secret's `data` map.
+pub fn pull_secret_payload<'a>(
+    secret_type: Option<&str>,
+    data: &'a BTreeMap<String, Vec<u8>>,
+) -> Result<(SecretKind, &'a [u8]), NotAPullSecret> {
+    let kind = match secret_type {
+        Some(DOCKER_CONFIG_JSON_TYPE) => SecretKind::DockerConfigJson,
+        Some(DOCKER_CFG_TYPE) => SecretKind::DockerCfg,
+        other => {
+            return Err(NotAPullSecret::WrongType {
+                secret_type: other.map(str::to_string),
+            })
+        }
+    };
+    match data.get(kind.data_key()) {
+        None => Err(NotAPullSecret::MissingKey { kind }),
+        Some(bytes) if bytes.is_empty() => Err(NotAPullSecret::EmptyPayload { kind }),
+        Some(bytes) => Ok((kind, bytes.as_slice())),
+    }
+}
+
+/// One registry entry of a docker config, after `auth` has been applied.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DockerConfigEntry {
+    /// The registry key exactly as written (`https://index.docker.io/v1/`, `ghcr.io`, ...).
+    pub key: String,
+    pub username: String,
+    pub password: String,
+    /// Carried along by the kubelet but never used for a pull.
+    pub email: String,
+}
+
+impl fmt::Debug for DockerConfigEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DockerConfigEntry")
+            .field("key", &self.key)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
+/// What the kubelet would report for a payload it cannot decode. With any of these in any
+/// referenced pull secret, `MakeDockerKeyring` fails and every image of the pod fails to pull.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DockerConfigError {
+    /// Go: `unexpected end of JSON input`.
+    #[error("unexpected end of JSON input")]
+    UnexpectedEnd,
+    /// Go: `invalid character 'x' <context>`; the character is replaced by its offset so no
+    /// payload byte reaches a message.
+    #[error("invalid character at byte offset {offset} {context}")]
+    Syntax { offset: usize, context: String },
+    /// Go: `json: cannot unmarshal <value> into Go ...`.
+    #[error("{0}")]
+    Type(JsonTypeError),
+    /// Go's `base64.CorruptInputError` from the `auth` field of entry `key`.
+    #[error("illegal base64 data at input byte {offset}")]
+    AuthBase64 { key: String, offset: usize },
+    /// The decoded `auth` field of entry `key` has no `:`.
+    #[error("unable to parse auth field, must be formatted as base64(username:password)")]
+    AuthNoColon { key: String },
+}
+
+impl DockerConfigError {
+    /// The registry key of the entry at fault, when the error belongs to one entry.
+    pub fn entry_key(&self) -> Option<&str> {
+        match self {
+            DockerConfigError::AuthBase64 { key, .. } | DockerConfigError::AuthNoColon { key } => {
+                Some(key)
+            }
+            DockerConfigError::Type(t) => t.entry_key.as_deref(),
+            DockerConfigError::UnexpectedEnd | DockerConfigError::Syntax { .. } => None,
+        }
+    }
+}
+
+/// Go's `json.UnmarshalTypeError`, with the Go names the kubelet's types have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonTypeError {
+    /// The JSON kind found: `string`, `number`, `bool`, `array` or `object`.
+    pub value: &'static str,
+    /// Go struct and field context (`DockerConfigJSON`, `auths`), when Go reports one.
+    pub go_struct: Option<&'static str>,
+    pub field: Option<&'static str>,
+    /// The Go type that was expected (`string`, `credentialprovider.DockerConfig`, ...).
+    pub go_type: &'static str,
+    /// The registry key of the entry at fault, when inside one (not part of Go's message).
+    pub entry_key: Option<String>,
+}
+
+impl fmt::Display for JsonTypeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.go_struct.is_some() || self.field.is_some() {
+            write!(
+                f,
+                "json: cannot unmarshal {} into Go struct field {}.{} of type {}",
+                self.value,
+                self.go_struct.unwrap_or(""),
+                self.field.unwrap_or(""),
+                self.go_type
+            )
+        } else {
+            write!(
+                f,
+                "json: cannot unmarshal {} into Go value of type {}",
+                self.value, self.go_type
+            )
+        }
+    }
+}
+
+/// Parses a pull secret's payload as the kubelet does. Entries come back in the order their
+/// keys first appear; a key written twice keeps its last value (Go map semantics).
+pub fn parse(
+    kind: SecretKind,
+    payload: &[u8],
+) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
+    check_syntax(payload)?;
+    let doc = Doc { b: payload };
+    let start = doc.ws(0);
+    match kind {
+        SecretKind::DockerConfigJson => decode_config_json(doc, start),
+        SecretKind::DockerCfg => decode_docker_cfg(doc, start),
+    }
+}
+
+/// A plain docker `config.json` file (the node keyring, `--docker-config`): the kubelet reads
+/// it with the same `DockerConfigJSON` type as a `.dockerconfigjson` secret.
+pub fn parse_config_json(bytes: &[u8]) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
+    parse(SecretKind::DockerConfigJson, bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding into the kubelet's types.
+
+const GO_DOCKER_CONFIG_JSON: &str = "DockerConfigJSON";
+const GO_ENTRY_WITH_AUTH: &str = "dockerConfigEntryWithAuth";
+
+/// Go keeps the first type mismatch and keeps decoding (`decodeState.saveError`).
+#[derive(Default)]
+struct Saved(Option<DockerConfigError>);
+
+impl Saved {
+    fn type_error(
+        &mut self,
+        found: JsonKind,
+        go_struct: Option<&'static str>,
+        field: Option<&'static str>,
+        go_type: &'static str,
+    ) {
+        if self.0.is_none() {
+            self.0 = Some(DockerConfigError::Type(JsonTypeError {
+                value: found.go_name(),
+                go_struct,
+                field,
+                go_type,
+                entry_key: None,
+            }));
+        }
+    }
+}
+
+/// `DockerConfigJSON{Auths DockerConfig "auths"; HTTPHeaders map[string]string "HttpHeaders"}`.
+fn decode_config_json(
+    doc: Doc<'_>,
+    at: usize,
+) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
+    let mut saved = Saved::default();
+    let mut auths: Vec<DockerConfigEntry> = Vec::new();
+    match doc.kind(at) {
+        JsonKind::Null => {}
+        JsonKind::Object => {
+            for (name, value_at) in doc.members(at) {
+                if go_field_matches(&name, "auths") {
+                    match doc.kind(value_at) {
+                        // A null map field is set to nil, dropping what an earlier "auths" added.
+                        JsonKind::Null => auths.clear(),
+                        JsonKind::Object => {
+                            for (key, entry_at) in doc.members(value_at) {
+                                // The entry's own error stops decoding; Go then labels a type
+                                // error with the outer struct field (`DockerConfigJSON.auths`).
+                                let entry = decode_entry(doc, key, entry_at).map_err(|e| {
+                                    with_context(e, Some(GO_DOCKER_CONFIG_JSON), Some("auths"))
+                                })?;
+                                upsert(&mut auths, entry);
+                            }
+                        }
+                        other => saved.type_error(
+                            other,
+                            Some(GO_DOCKER_CONFIG_JSON),
+                            Some("auths"),
+                            "credentialprovider.DockerConfig",
+                        ),
+                    }
+                } else if go_field_matches(&name, "HttpHeaders") {
+                    // Ignored for pulls, but still decoded, so a wrong type is still an error.
+                    match doc.kind(value_at) {
+                        JsonKind::Null => {}
+                        JsonKind::Object => {
+                            for (_, header_at) in doc.members(value_at) {
+                                match doc.kind(header_at) {
+                                    JsonKind::String | JsonKind::Null => {}
+                                    other => saved.type_error(
+                                        other,
+                                        Some(GO_DOCKER_CONFIG_JSON),
+                                        Some("HttpHeaders"),
+                                        "string",
+                                    ),
+                                }
+                            }
+                        }
+                        other => saved.type_error(
+                            other,
+                            Some(GO_DOCKER_CONFIG_JSON),
+                            Some("HttpHeaders"),
+                            "map[string]string",
+                        ),
+                    }
+                }
+                // Every other member (credsStore, credHelpers, ...) is not a field: skipped.
+            }
+        }
+        other => saved.type_error(other, None, None, "credentialprovider.DockerConfigJSON"),
+    }
+    match saved.0 {
+        Some(e) => Err(e),
+        None => Ok(auths),
+    }
+}
+
+/// `DockerConfig map[string]DockerConfigEntry`, the `.dockercfg` layout.
+fn decode_docker_cfg(doc: Doc<'_>, at: usize) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
+    let mut saved = Saved::default();
+    let mut entries = Vec::new();
+    match doc.kind(at) {
+        JsonKind::Null => {}
+        JsonKind::Object => {
+            for (key, entry_at) in doc.members(at) {
+                // A bare map has no struct context: the entry's error is returned as is.
+                upsert(&mut entries, decode_entry(doc, key, entry_at)?);
+            }
+        }
+        other => saved.type_error(other, None, None, "credentialprovider.DockerConfig"),
+    }
+    match saved.0 {
+        Some(e) => Err(e),
+        None => Ok(entries),
+    }
+}
+
+/// `DockerConfigEntry.UnmarshalJSON`: decode into `dockerConfigEntryWithAuth` (username,
+/// password, email, auth: nothing else), then let a non-empty `auth` replace username and
+/// password.
+fn decode_entry(
+    doc: Doc<'_>,
+    key: String,
+    at: usize,
+) -> Result<DockerConfigEntry, DockerConfigError> {
+    let mut saved = Saved::default();
+    let mut fields: [String; 4] = Default::default();
+    const NAMES: [&str; 4] = ["username", "password", "email", "auth"];
+    match doc.kind(at) {
+        // UnmarshalJSON("null") decodes nothing: an entry with empty credentials.
+        JsonKind::Null => {}
+        JsonKind::Object => {
+            for (name, value_at) in doc.members(at) {
+                let Some(index) = NAMES.iter().position(|f| go_field_matches(&name, f)) else {
+                    continue;
+                };
+                match doc.kind(value_at) {
+                    JsonKind::String => fields[index] = doc.string(value_at).0,
+                    // null leaves a string field as it was.
+                    JsonKind::Null => {}
+                    other => saved.type_error(
+                        other,
+                        Some(GO_ENTRY_WITH_AUTH),
+                        Some(NAMES[index]),
+                        "string",
+                    ),
+                }
+            }
+        }
+        other => saved.type_error(
+            other,
+            None,
+            None,
+            "credentialprovider.dockerConfigEntryWithAuth",
+        ),
+    }
+    if let Some(mut e) = saved.0 {
+        if let DockerConfigError::Type(t) = &mut e {
+            t.entry_key = Some(key);
+        }
+        return Err(e);
+    }
+    let [mut username, mut password, email, auth] = fields;
+    if !auth.is_empty() {
+        (username, password) = decode_auth(&key, &auth)?;
+    }
+    Ok(DockerConfigEntry {
+        key,
+        username,
+        password,
+        email,
+    })
+}
+
+/// Go's `addErrorContext` at the end of the outer `json.Unmarshal`: a type error coming out of
+/// an entry is relabelled with the outer struct field.
+fn with_context(
+    e: DockerConfigError,
+    go_struct: Option<&'static str>,
+    field: Option<&'static str>,
+) -> DockerConfigError {
+    match e {
+        DockerConfigError::Type(mut t) => {
+            t.go_struct = go_struct;
+            t.field = field;
+            DockerConfigError::Type(t)
+        }
+        other => other,
+    }
+}
+
+fn upsert(entries: &mut Vec<DockerConfigEntry>, entry: DockerConfigEntry) {
+    match entries.iter_mut().find(|e| e.key == entry.key) {
+        Some(existing) => *existing = entry,
+        None => entries.push(entry),
+    }
+}
+
+/// `decodeDockerConfigFieldAuth`: padded decoding if the *trimmed* field ends in `=`, else
+/// unpadded, always over the *untrimmed* field; split on the first `:`; nothing trimmed.
+fn decode_auth(key: &str, field: &str) -> Result<(String, String), DockerConfigError> {
+    let padded = field.trim().ends_with('=');
+    let decoded = go_base64_decode(field.as_bytes(), padded).map_err(|offset| {
+        DockerConfigError::AuthBase64 {
+            key: key.to_string(),
+            offset,
+        }
+    })?;
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return Err(DockerConfigError::AuthNoColon {
+            key: key.to_string(),
+        });
+    };
+    // Go keeps arbitrary bytes in a string; a credential here must be UTF-8, so invalid
+    // sequences become U+FFFD (such a password could not have matched anyway).
+    Ok((
+        String::from_utf8_lossy(&decoded[..colon]).into_owned(),
+        String::from_utf8_lossy(&decoded[colon + 1..]).into_owned(),
+    ))
+}
+
+/// Go's `encoding/json` matches a key to a struct field by exact name, else by
+/// `bytes.EqualFold`: ASCII case folding plus the two non-ASCII runes whose fold orbit holds
+/// an ASCII letter (U+017F ſ with s, U+212A Kelvin sign with k).
+fn go_field_matches(key: &str, field: &str) -> bool {
+    let mut key_chars = key.chars();
+    for f in field.chars() {
+        let Some(k) = key_chars.next() else {
+            return false;
+        };
+        let k = match k {
+            '\u{17F}' => 'S',
+            '\u{212A}' => 'K',
+            c => c.to_ascii_uppercase(),
+        };
+        if k != f.to_ascii_uppercase() {
+            return false;
+        }
+    }
+    key_chars.next().is_none()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go's base64 decoder (encoding/base64, non-strict).
+
+const BASE64_INVALID: u8 = 0xff;
+
+fn base64_value(c: u8) -> u8 {
+    match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => BASE64_INVALID,
+    }
+}
+
+/// `base64.StdEncoding.DecodeString` (`padded`) or `RawStdEncoding.DecodeString`. `\r` and
+/// `\n` are skipped anywhere; trailing bits need not be zero. The error is Go's
+/// `CorruptInputError` offset.
+fn go_base64_decode(src: &[u8], padded: bool) -> Result<Vec<u8>, usize> {
+    let is_newline = |c: u8| c == b'\n' || c == b'\r';
+    let mut out = Vec::with_capacity(src.len() / 4 * 3 + 3);
+    let mut si = 0;
+    while si < src.len() {
+        // One quantum of up to four symbols (Go's decodeQuantum).
+        let mut dbuf = [0u8; 4];
+        let mut dlen = 4;
+        let mut trailing_garbage = None;
+        let mut j = 0;
+        while j < 4 {
+            if si == src.len() {
+                if j == 0 {
+                    return Ok(out);
+                }
+                if j == 1 || padded {
+                    return Err(si - j);
+                }
+                dlen = j;
+                break;
+            }
+            let c = src[si];
+            si += 1;
+            let v = base64_value(c);
+            if v != BASE64_INVALID {
+                dbuf[j] = v;
+                j += 1;
+                continue;
+            }
+            if is_newline(c) {
+                continue;
+            }
+            if !padded || c != b'=' {
+                return Err(si - 1);
+            }
+            match j {
+                0 | 1 => return Err(si - 1),
+                2 => {
+                    // "==" is required; the first '=' is consumed.
+                    while si < src.len() && is_newline(src[si]) {
+                        si += 1;
+                    }
+                    if si == src.len() {
+                        return Err(src.len());
+                    }
+                    if src[si] != b'=' {
+                        return Err(si - 1);
+                    }
+                    si += 1;
+                }
+                _ => {}
+            }
+            while si < src.len() && is_newline(src[si]) {
+                si += 1;
+            }
+            if si < src.len() {
+                trailing_garbage = Some(si);
+            }
+            dlen = j;
+            break;
+        }
+        let val = (u32::from(dbuf[0]) << 18)
+            | (u32::from(dbuf[1]) << 12)
+            | (u32::from(dbuf[2]) << 6)
+            | u32::from(dbuf[3]);
+        let bytes = [(val >> 16) as u8, (val >> 8) as u8, val as u8];
+        out.extend_from_slice(&bytes[..dlen - 1]);
+        if let Some(offset) = trailing_garbage {
+            return Err(offset);
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Go's JSON syntax check (encoding/json scanner.go), iterative so nesting cannot exhaust the
+// stack.
+
+/// Go's `maxNestingDepth`.
+const MAX_NESTING_DEPTH: usize = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    ObjectKey,
+    ObjectValue,
+    ArrayValue,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ScanState {
+    BeginValue,
+    BeginValueOrEmpty,
+    BeginStringOrEmpty,
+    BeginString,
+    EndValue,
+    EndTop,
+    InString,
+    InStringEsc,
+    /// Inside `\u`, with this many hex digits read.
+    InStringEscU(u8),
+    Neg,
+    Zero,
+    One,
+    Dot,
+    Dot0,
+    E,
+    ESign,
+    E0,
+    /// Inside `true`/`false`/`null`, with this many bytes of the word read.
+    Literal(&'static str, usize),
+}
+
+struct Scanner {
+    state: ScanState,
+    stack: Vec<Container>,
+}
+
+fn is_json_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+impl Scanner {
+    /// Feeds one byte; `Err` carries Go's context phrase.
+    fn step(&mut self, c: u8) -> Result<(), String> {
+        use ScanState::*;
+        match self.state {
+            BeginValue => self.begin_value(c),
+            BeginValueOrEmpty => {
+                if is_json_space(c) {
+                    Ok(())
+                } else if c == b']' {
+                    self.end_value(c)
+                } else {
+                    self.begin_value(c)
+                }
+            }
+            BeginStringOrEmpty => {
+                if is_json_space(c) {
+                    Ok(())
+                } else if c == b'}' {
+                    if let Some(top) = self.stack.last_mut() {
+                        *top = Container::ObjectValue;
+                    }
+                    self.end_value(c)
+                } else {
+                    self.begin_string(c)
+                }
+            }
+            BeginString => self.begin_string(c),
+            EndValue => self.end_value(c),
+            EndTop => {
+                if is_json_space(c) {
+                    Ok(())
+                } else {
+                    Err("after top-level value".into())
+                }
+            }
+            InString => {
+                match c {
+                    b'"' => self.state = EndValue,
+                    b'\\' => self.state = InStringEsc,
+                    c if c < 0x20 => return Err("in string literal".into()),
+                    _ => {}
+                }
+                Ok(())
+            }
+            InStringEsc => {
+                match c {
+                    b'b' | b'f' | b'n' | b'r' | b't' | b'\\' | b'/' | b'"' => self.state = InString,
+                    b'u' => self.state = InStringEscU(0),
+                    _ => return Err("in string escape code".into()),
+                }
+                Ok(())
+            }
+            InStringEscU(n) => {
+                if !c.is_ascii_hexdigit() {
+                    return Err("in \\u hexadecimal character escape".into());
+                }
+                self.state = if n == 3 {
+                    InString
+                } else {
+                    InStringEscU(n + 1)
+                };
+                Ok(())
+            }
+            Neg => {
+                match c {
+                    b'0' => self.state = Zero,
+                    b'1'..=b'9' => self.state = One,
+                    _ => return Err("in numeric literal".into()),
+                }
+                Ok(())
+            }
+            One if c.is_ascii_digit() => Ok(()),
+            One | Zero => match c {
+                b'.' => {
+                    self.state = Dot;
+                    Ok(())
+                }
+                b'e' | b'E' => {
+                    self.state = E;
+                    Ok(())
+                }
+                _ => self.end_value(c),
+            },
+            Dot => {
+                if !c.is_ascii_digit() {
+                    return Err("after decimal point in numeric literal".into());
+                }
+                self.state = Dot0;
+                Ok(())
+            }
+            Dot0 => match c {
+                b'0'..=b'9' => Ok(()),
+                b'e' | b'E' => {
+                    self.state = E;
+                    Ok(())
+                }
+                _ => self.end_value(c),
+            },
+            E if c == b'+' || c == b'-' => {
+                self.state = ESign;
+                Ok(())
+            }
+            E | ESign => {
+                if !c.is_ascii_digit() {
+                    return Err("in exponent of numeric literal".into());
+                }
+                self.state = E0;
+                Ok(())
+            }
+            E0 => {
+                if c.is_ascii_digit() {
+                    Ok(())
+                } else {
+                    self.end_value(c)
+                }
+            }
+            Literal(word, read) => {
+                let want = word.as_bytes().get(read).copied().unwrap_or(b' ');
+                if c != want {
+                    return Err(format!(
+                        "in literal {word} (expecting '{}')",
+                        char::from(want)
+                    ));
+                }
+                self.state = if read + 1 == word.len() {
+                    EndValue
+                } else {
+                    Literal(word, read + 1)
+                };
+                Ok(())
+            }
+        }
+    }
+
+    fn begin_value(&mut self, c: u8) -> Result<(), String> {
+        use ScanState::*;
+        if is_json_space(c) {
+            return Ok(());
+        }
+        self.state = match c {
+            b'{' => return self.push(BeginStringOrEmpty, Container::ObjectKey),
+            b'[' => return self.push(BeginValueOrEmpty, Container::ArrayValue),
+            b'"' => InString,
+            b'-' => Neg,
+            b'0' => Zero,
+            b'1'..=b'9' => One,
+            b't' => Literal("true", 1),
+            b'f' => Literal("false", 1),
+            b'n' => Literal("null", 1),
+            _ => return Err("looking for beginning of value".into()),
+        };
+        Ok(())
+    }
+
+    fn push(&mut self, next: ScanState, container: Container) -> Result<(), String> {
+        self.state = next;
+        self.stack.push(container);
+        if self.stack.len() > MAX_NESTING_DEPTH {
+            return Err("exceeded max depth".into());
+        }
+        Ok(())
+    }
+
+    fn begin_string(&mut self, c: u8) -> Result<(), String> {
+        if is_json_space(c) {
+            return Ok(());
+        }
+        if c == b'"' {
+            self.state = ScanState::InString;
+            return Ok(());
+        }
+        Err("looking for beginning of object key string".into())
+    }
+
+    fn end_value(&mut self, c: u8) -> Result<(), String> {
+        let Some(top) = self.stack.last().copied() else {
+            self.state = ScanState::EndTop;
+            return self.step(c);
+        };
+        if is_json_space(c) {
+            self.state = ScanState::EndValue;
+            return Ok(());
+        }
+        match (top, c) {
+            (Container::ObjectKey, b':') => {
+                self.set_top(Container::ObjectValue);
+                self.state = ScanState::BeginValue;
+                Ok(())
+            }
+            (Container::ObjectKey, _) => Err("after object key".into()),
+            (Container::ObjectValue, b',') => {
+                self.set_top(Container::ObjectKey);
+                self.state = ScanState::BeginString;
+                Ok(())
+            }
+            (Container::ObjectValue, b'}') | (Container::ArrayValue, b']') => {
+                self.stack.pop();
+                self.state = if self.stack.is_empty() {
+                    ScanState::EndTop
+                } else {
+                    ScanState::EndValue
+                };
+                Ok(())
+            }
+            (Container::ObjectValue, _) => Err("after object key:value pair".into()),
+            (Container::ArrayValue, b',') => {
+                self.state = ScanState::BeginValue;
+                Ok(())
+            }
+            (Container::ArrayValue, _) => Err("after array element".into()),
+        }
+    }
+
+    fn set_top(&mut self, container: Container) {
+        if let Some(top) = self.stack.last_mut() {
+            *top = container;
+        }
+    }
+}
+
+/// Go's `checkValid`: the whole payload must be one JSON value before anything is decoded.
+fn check_syntax(b: &[u8]) -> Result<(), DockerConfigError> {
+    let mut scanner = Scanner {
+        state: ScanState::BeginValue,
+        stack: Vec::new(),
+    };
+    for (offset, &c) in b.iter().enumerate() {
+        scanner
+            .step(c)
+            .map_err(|context| DockerConfigError::Syntax { offset, context })?;
+    }
+    // Go's scanner.eof: a value that a following space would complete is complete.
+    if scanner.state == ScanState::EndTop {
+        return Ok(());
+    }
+    scanner
+        .step(b' ')
+        .map_err(|context| DockerConfigError::Syntax {
+            offset: b.len(),
+            context,
+        })?;
+    if scanner.state == ScanState::EndTop {
+        Ok(())
+    } else {
+        Err(DockerConfigError::UnexpectedEnd)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a payload that has passed `check_syntax`. Only the few levels the kubelet's types
+// have are visited; everything deeper is skipped without recursion.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonKind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl JsonKind {
+    /// The `Value` Go puts in an `UnmarshalTypeError`.
+    fn go_name(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "bool",
+            JsonKind::Number => "number",
+            JsonKind::String => "string",
+            JsonKind::Array => "array",
+            JsonKind::Object => "object",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Doc<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Doc<'a> {
+    fn byte(&self, i: usize) -> u8 {
+        self.b.get(i).copied().unwrap_or(0)
+    }
+
+    fn ws(&self, mut i: usize) -> usize {
+        while i < self.b.len() && is_json_space(self.b[i]) {
+            i += 1;
+        }
+        i
+    }
+
+    fn kind(&self, i: usize) -> JsonKind {
+        match self.byte(i) {
+            b'{' => JsonKind::Object,
+            b'[' => JsonKind::Array,
+            b'"' => JsonKind::String,
+            b't' | b'f' => JsonKind::Bool,
+            b'n' => JsonKind::Null,
+            _ => JsonKind::Number,
+        }
+    }
+
+    /// Index just past the string starting at `i` (a `"`).
+    fn skip_string(&self, i: usize) -> usize {
+        let mut j = i + 1;
+        while j < self.b.len() {
+            match self.b[j] {
+                b'\\' => j += 2,
+                b'"' => return j + 1,
+                _ => j += 1,
+            }
+        }
+        self.b.len()
+    }
+
+    /// Index just past the value starting at `i`.
+    fn skip_value(&self, i: usize) -> usize {
+        match self.byte(i) {
+            b'"' => self.skip_string(i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                while j < self.b.len() {
+                    match self.b[j] {
+                        b'"' => {
+                            j = self.skip_string(j);
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                return j + 1;
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                self.b.len()
+            }
+            _ => {
+                let mut j = i;
+                while j < self.b.len()
+                    && (self.b[j].is_ascii_alphanumeric()
+                        || matches!(self.b[j], b'+' | b'-' | b'.'))
+                {
+                    j += 1;
+                }
+                j
+            }
+        }
+    }
+
+    /// Go's `unquoteBytes` for the string at `i`, and the index past it.
+    fn string(&self, i: usize) -> (String, usize) {
+        let end = self.skip_string(i);
+        let inner = self.b.get(i + 1..end.saturating_sub(1)).unwrap_or(&[]);
+        (go_unquote(inner), end)
+    }
+
+    fn members(&self, i: usize) -> Members<'a> {
+        Members {
+            doc: *self,
+            pos: i,
+            done: self.byte(i) != b'{',
+        }
+    }
+}
+
+/// The members of an object, in document order, as (decoded key, value start).
+struct Members<'a> {
+    doc: Doc<'a>,
+    /// At the opening `{` or at the `,` after the previous member.
+    pos: usize,
+    done: bool,
+}
+
+impl Iterator for Members<'_> {
+    type Item = (String, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let doc = self.doc;
+        let i = doc.ws(self.pos + 1);
+        if doc.byte(i) != b'"' {
+            self.done = true;
+            return None;
+        }
+        let (key, after_key) = doc.string(i);
+        let colon = doc.ws(after_key);
+        let value_at = doc.ws(colon + 1);
+        let after_value = doc.ws(doc.skip_value(value_at));
+        self.pos = after_value;
+        if doc.byte(after_value) != b',' {
+            self.done = true;
+        }
+        Some((key, value_at))
+    }
+}
+
+/// Decodes one UTF-8 sequence like Go's `utf8.DecodeRune`: any invalid sequence is
+/// (U+FFFD, 1 byte).
+pub(crate) fn go_decode_rune(b: &[u8]) -> (char, usize) {
+    let end = b.len().min(4);
+    let valid = match std::str::from_utf8(&b[..end]) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+    };
+    match valid.chars().next() {
+        Some(c) => (c, c.len_utf8()),
+        None => (char::REPLACEMENT_CHARACTER, 1),
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    if b.len() < 6 || b[0] != b'\\' || b[1] != b'u' {
+        return None;
+    }
+    let text = std::str::from_utf8(&b[2..6]).ok()?;
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// The body of a JSON string (between the quotes, already syntax-checked) decoded as Go does:
+/// escapes resolved, a surrogate pair combined, anything else that is not valid UTF-8
+/// (lone surrogates, bad bytes) replaced by U+FFFD, one per bad byte.
+fn go_unquote(s: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut r = 0;
+    while r < s.len() {
+        let c = s[r];
+        if c == b'\\' {
+            let Some(&e) = s.get(r + 1) else { break };
+            let simple = match e {
+                b'"' => Some('"'),
+                b'\\' => Some('\\'),
+                b'/' => Some('/'),
+                b'\'' => Some('\''),
+                b'b' => Some('\u{8}'),
+                b'f' => Some('\u{c}'),
+                b'n' => Some('\n'),
+                b'r' => Some('\r'),
+                b't' => Some('\t'),
+                _ => None,
+            };
+            if let Some(ch) = simple {
+                out.push(ch);
+                r += 2;
+                continue;
+            }
+            let Some(first) = hex4(&s[r..]) else { break };
+            r += 6;
+            if (0xD800..0xE000).contains(&first) {
+                if let Some(second) = hex4(&s[r..]) {
+                    if (0xD800..0xDC00).contains(&first) && (0xDC00..0xE000).contains(&second) {
+                        let combined = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        out.push(char::from_u32(combined).unwrap_or(char::REPLACEMENT_CHARACTER));
+                        r += 6;
+                        continue;
+                    }
+                }
+                out.push(char::REPLACEMENT_CHARACTER);
+                continue;
+            }
+            out.push(char::from_u32(first).unwrap_or(char::REPLACEMENT_CHARACTER));
+            continue;
+        }
+        if c < 0x80 {
+            out.push(char::from(c));
+            r += 1;
+            continue;
+        }
+        let (ch, n) = go_decode_rune(&s[r..]);
+        out.push(ch);
+        r += n;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_entries(payload: &str) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
+        parse(SecretKind::DockerConfigJson, payload.as_bytes())
+    }
+
+    fn one(payload: &str) -> DockerConfigEntry {
+        let mut entries = json_entries(payload).expect("parses");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.remove(0)
+    }
+
+    fn auth_payload(auth: &str) -> String {
+        format!(
+            r#"{{"auths":{{"ghcr.io":{{"auth":{}}}}}}}"#,
+            serde_json::to_string(auth).expect("json string")
+        )
+    }
+
+    #[test]
+    fn auth_field_decodes_like_the_kubelet() {
+        // (auth field, Ok((user, pass)) or Err(kubelet message))
+        type Expected<'a> = Result<(&'a str, &'a str), &'a str>;
+        let cases: &[(&str, Expected)] = &[
+            ("Zm9vOmJhcg==", Ok(("foo", "bar"))),
+            // unpadded input is accepted (RawStdEncoding branch)
+            ("Zm9vOmJhcg", Ok(("foo", "bar"))),
+            ("dXNlcjpwYXNzMQ", Ok(("user", "pass1"))),
+            // split on the FIRST colon: the password keeps the rest
+            ("dTpwOnE=", Ok(("u", "p:q"))),
+            ("dXNlcjpwYTpzcw==", Ok(("user", "pa:ss"))),
+            // nothing trimmed: base64("foo:bar\n") keeps the newline in the password
+            ("Zm9vOmJhcgo=", Ok(("foo", "bar\n"))),
+            ("Zm9vOg==", Ok(("foo", ""))),
+            ("OmJhcg==", Ok(("", "bar"))),
+            // Go skips newlines inside base64
+            ("Zm9v\nOmJh\r\ncg==", Ok(("foo", "bar"))),
+            // non-canonical trailing bits are accepted (Go's decoder is not strict)
+            ("Zm9vOmJhch==", Ok(("foo", "bar"))),
+            (
+                "cGFudHM=",
+                Err("unable to parse auth field, must be formatted as base64(username:password)"),
+            ),
+            ("pants", Err("illegal base64 data at input byte 4")),
+            // the field is not trimmed before decoding: leading space is at byte 0
+            (" Zm9vOmJhcg==", Err("illegal base64 data at input byte 0")),
+            // trailing space: TrimSpace picks the padded decoder, which then hits the space
+            ("Zm9vOmJhcg== ", Err("illegal base64 data at input byte 12")),
+            // padded decoder needs "==" after two symbols: the error is at the end
+            ("Zm9vOmJhcg=", Err("illegal base64 data at input byte 11")),
+            // the unpadded decoder rejects '=' anywhere
+            ("Zm9v=mJhcg", Err("illegal base64 data at input byte 4")),
+            // garbage after the padding
+            (
+                "Zm9vOmJhcg==Zg==",
+                Err("illegal base64 data at input byte 12"),
+            ),
+            // not ending in '=', so the unpadded decoder runs and the first '=' is the error
+            (
+                "Zm9vOmJhcg==Zm9v",
+                Err("illegal base64 data at input byte 10"),
+            ),
+            // a single trailing symbol cannot be decoded
+            ("Zm9vO", Err("illegal base64 data at input byte 4")),
+        ];
+        for (auth, want) in cases {
+            let got = json_entries(&auth_payload(auth));
+            match (want, got) {
+                (Ok((user, pass)), Ok(entries)) => {
+                    assert_eq!(entries.len(), 1, "{auth:?}");
+                    assert_eq!(entries[0].username, *user, "{auth:?}");
+                    assert!(entries[0].password == *pass, "password of {auth:?}");
+                }
+                (Err(message), Err(e)) => {
+                    assert_eq!(e.to_string(), *message, "{auth:?}");
+                    assert_eq!(e.entry_key(), Some("ghcr.io"), "{auth:?}");
+                }
+                (want, got) => panic!("{auth:?}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn auth_overrides_username_and_password() {
+        let e = one(
+            r#"{"auths":{"ghcr.io":{"username":"foo","password":"bar","auth":"cGluZzpwb25n"}}}"#,
+        );
+        assert_eq!(e.username, "ping");
+        assert!(e.password == "pong");
+    }
+
+    #[test]
+    fn empty_auth_keeps_username_and_password() {
+        let e = one(r#"{"auths":{"ghcr.io":{"username":"foo","password":"bar","auth":""}}}"#);
+        assert_eq!(e.username, "foo");
+        assert!(e.password == "bar");
+    }
+
+    #[test]
+    fn token_fields_are_ignored_leaving_empty_credentials() {
+        for payload in [
+            r#"{"auths":{"myreg.azurecr.io":{"identitytoken":"eyJhbGciOi"}}}"#,
+            r#"{"auths":{"myreg.azurecr.io":{"registrytoken":"abc","serveraddress":"x"}}}"#,
+            r#"{"auths":{"myreg.azurecr.io":{}}}"#,
+            r#"{"auths":{"myreg.azurecr.io":null}}"#,
+        ] {
+            let e = one(payload);
+            assert_eq!(e.key, "myreg.azurecr.io");
+            assert_eq!(e.username, "", "{payload}");
+            assert!(e.password.is_empty(), "{payload}");
+        }
+    }
+
+    #[test]
+    fn field_names_match_case_insensitively_like_go() {
+        let e = one(r#"{"AUTHS":{"ghcr.io":{"UserName":"u","PASSWORD":"p","Email":"e"}}}"#);
+        assert_eq!((e.username.as_str(), e.email.as_str()), ("u", "e"));
+        assert!(e.password == "p");
+        // U+017F folds to 's' in Go's field matching
+        let e = one("{\"auths\":{\"ghcr.io\":{\"u\u{17F}ername\":\"u\"}}}");
+        assert_eq!(e.username, "u");
+        // but a different name is not a field
+        let e = one(r#"{"auths":{"ghcr.io":{"user":"u"}}}"#);
+        assert_eq!(e.username, "");
+    }
+
+    #[test]
+    fn other_top_level_members_are_ignored() {
+        let entries = json_entries(
+            r#"{"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"},"HttpHeaders":{"User-Agent":"x"},"auths":{"a.io":{"username":"u"}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].key, "a.io");
+    }
+
+    #[test]
+    fn dockerconfigjson_without_auths_has_no_entries() {
+        assert_eq!(
+            json_entries(r#"{"ghcr.io":{"username":"u","password":"p"}}"#),
+            Ok(vec![])
+        );
+        assert_eq!(json_entries("null"), Ok(vec![]));
+        assert_eq!(json_entries(r#"{"auths":null}"#), Ok(vec![]));
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value_and_auths_objects_merge() {
+        let entries = json_entries(
+            r#"{"auths":{"a.io":{"username":"first"},"b.io":{}},"auths":{"a.io":{"username":"second"},"c.io":{}}}"#,
+        )
+        .expect("parses");
+        let keys: Vec<_> = entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a.io", "b.io", "c.io"]);
+        assert_eq!(entries[0].username, "second");
+        // a later null auths empties the map
+        let entries = json_entries(r#"{"auths":{"a.io":{}},"auths":null,"auths":{"b.io":{}}}"#)
+            .expect("parses");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].key, "b.io");
+    }
+
+    #[test]
+    fn dockercfg_is_a_bare_map() {
+        let entries = parse(
+            SecretKind::DockerCfg,
+            br#"{"https://index.docker.io/v1/":{"auth":"Zm9vOmJhcg==","email":"a@b.c"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].key, "https://index.docker.io/v1/");
+        assert_eq!(entries[0].username, "foo");
+        assert_eq!(entries[0].email, "a@b.c");
+        // an "auths" wrapper is just a registry key named "auths" there
+        let entries = parse(SecretKind::DockerCfg, br#"{"auths":{"ghcr.io":{}}}"#).expect("parses");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].key, "auths");
+    }
+
+    #[test]
+    fn type_errors_carry_go_messages() {
+        let cases: &[(SecretKind, &str, &str)] = &[
+            (
+                SecretKind::DockerConfigJson,
+                r#"{"auths":{"ghcr.io":{"email":false}}}"#,
+                "json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths of type string",
+            ),
+            (
+                SecretKind::DockerCfg,
+                r#"{"ghcr.io":{"email":false}}"#,
+                "json: cannot unmarshal bool into Go struct field dockerConfigEntryWithAuth.email of type string",
+            ),
+            (
+                SecretKind::DockerConfigJson,
+                r#"{"auths":{"ghcr.io":"dXNlcjpwYXNz"}}"#,
+                "json: cannot unmarshal string into Go struct field DockerConfigJSON.auths of type credentialprovider.dockerConfigEntryWithAuth",
+            ),
+            (
+                SecretKind::DockerCfg,
+                r#"{"ghcr.io":[1]}"#,
+                "json: cannot unmarshal array into Go value of type credentialprovider.dockerConfigEntryWithAuth",
+            ),
+            (
+                SecretKind::DockerConfigJson,
+                r#"{"auths":["ghcr.io"]}"#,
+                "json: cannot unmarshal array into Go struct field DockerConfigJSON.auths of type credentialprovider.DockerConfig",
+            ),
+            (
+                SecretKind::DockerConfigJson,
+                r#"{"auths":{},"HttpHeaders":{"X":1}}"#,
+                "json: cannot unmarshal number into Go struct field DockerConfigJSON.HttpHeaders of type string",
+            ),
+            (
+                SecretKind::DockerConfigJson,
+                r#"[]"#,
+                "json: cannot unmarshal array into Go value of type credentialprovider.DockerConfigJSON",
+            ),
+            (
+                SecretKind::DockerCfg,
+                r#""x""#,
+                "json: cannot unmarshal string into Go value of type credentialprovider.DockerConfig",
+            ),
+        ];
+        for (kind, payload, want) in cases {
+            let got = parse(*kind, payload.as_bytes()).expect_err(payload);
+            assert_eq!(got.to_string(), *want, "{payload}");
+        }
+    }
+
+    #[test]
+    fn entry_errors_stop_decoding_but_type_errors_are_reported_last() {
+        // Go saves the first type mismatch and carries on; the auth error of a later entry
+        // aborts and wins.
+        let e = json_entries(r#"{"HttpHeaders":5,"auths":{"a.io":{"auth":"cGFudHM="}}}"#)
+            .expect_err("fails");
+        assert_eq!(e, DockerConfigError::AuthNoColon { key: "a.io".into() });
+        // with no abort, the saved mismatch is the answer
+        let e = json_entries(r#"{"HttpHeaders":5,"auths":{"a.io":{}}}"#).expect_err("fails");
+        assert!(
+            e.to_string()
+                .contains("DockerConfigJSON.HttpHeaders of type map[string]string"),
+            "{e}"
+        );
+        // inside one entry, type errors win over the auth field
+        let e =
+            json_entries(r#"{"auths":{"a.io":{"auth":"pants","username":1}}}"#).expect_err("fails");
+        assert_eq!(
+            e.to_string(),
+            "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths of type string"
+        );
+        assert_eq!(e.entry_key(), Some("a.io"));
+    }
+
+    #[test]
+    fn syntax_errors_never_echo_payload_bytes() {
+        let cases: &[(&str, DockerConfigError)] = &[
+            ("", DockerConfigError::UnexpectedEnd),
+            (
+                r#"{"auths":{"a.io":{"password":"s3cr3t"#,
+                DockerConfigError::UnexpectedEnd,
+            ),
+            (
+                r#"{"auths":{"a.io":{"password":s3cr3t}}}"#,
+                DockerConfigError::Syntax {
+                    offset: 29,
+                    context: "looking for beginning of value".into(),
+                },
+            ),
+            (
+                r#"{"auths":{"a.io":{},}}"#,
+                DockerConfigError::Syntax {
+                    offset: 20,
+                    context: "looking for beginning of object key string".into(),
+                },
+            ),
+            (
+                "{} x",
+                DockerConfigError::Syntax {
+                    offset: 3,
+                    context: "after top-level value".into(),
+                },
+            ),
+            (
+                r#"{"a":tru"#,
+                DockerConfigError::Syntax {
+                    offset: 8,
+                    context: "in literal true (expecting 'e')".into(),
+                },
+            ),
+            (
+                "{\"a\":\"x\u{1}\"}",
+                DockerConfigError::Syntax {
+                    offset: 7,
+                    context: "in string literal".into(),
+                },
+            ),
+            (
+                r#"{"a":1.}"#,
+                DockerConfigError::Syntax {
+                    offset: 7,
+                    context: "after decimal point in numeric literal".into(),
+                },
+            ),
+        ];
+        for (payload, want) in cases {
+            let got = json_entries(payload).expect_err(payload);
+            assert_eq!(&got, want, "{payload:?}");
+            assert!(!got.to_string().contains("s3cr3t"), "{got}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_without_recursion() {
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(20_000), "]".repeat(20_000));
+        let got = json_entries(&deep).expect_err("too deep");
+        assert!(
+            matches!(got, DockerConfigError::Syntax { ref context, .. } if context == "exceeded max depth"),
+            "{got:?}"
+        );
+        // deep but allowed nesting in an ignored member is skipped iteratively
+        let ok = format!(
+            "{{\"x\":{}{},\"auths\":{{\"a.io\":{{}}}}}}",
+            "[".repeat(9_000),
+            "]".repeat(9_000)
+        );
+        assert_eq!(json_entries(&ok).expect("parses").len(), 1);
+    }
+
+    #[test]
+    fn strings_decode_like_go() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#""\u0041\u00e9\ud83d\ude00""#, "A\u{e9}\u{1F600}"),
+            // a lone surrogate becomes U+FFFD and the next escape is read on its own
+            (br#""\ud800\u0041""#, "\u{FFFD}A"),
+            (br#""\ude00""#, "\u{FFFD}"),
+            // every invalid byte is its own U+FFFD (Go), not one per sequence (Rust lossy)
+            (b"\"\xf0\x9f\x98\"", "\u{FFFD}\u{FFFD}\u{FFFD}"),
+            (br#""a\/b\\c\"d""#, "a/b\\c\"d"),
+        ];
+        for (raw, want) in cases {
+            let payload = [br#"{"auths":{"r.io":{"username":"#.as_slice(), raw, b"}}}"].concat();
+            let entries = parse(SecretKind::DockerConfigJson, &payload).expect("parses");
+            assert_eq!(entries[0].username, *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn pull_secret_gate_follows_type_and_key() {
+        let data = |k: &str, v: &[u8]| BTreeMap::from([(k.to_string(), v.to_vec())]);
+        let json = data(DOCKER_CONFIG_JSON_KEY, b"{}");
+        let cfg = data(DOCKER_CFG_KEY, b"{}");
+        assert_eq!(
+            pull_secret_payload(Some(DOCKER_CONFIG_JSON_TYPE), &json),
+            Ok((SecretKind::DockerConfigJson, b"{}".as_slice()))
+        );
+        assert_eq!(
+            pull_secret_payload(Some(DOCKER_CFG_TYPE), &cfg),
+            Ok((SecretKind::DockerCfg, b"{}".as_slice()))
+        );
+        assert_eq!(
+            pull_secret_payload(Some("Opaque"), &json),
+            Err(NotAPullSecret::WrongType {
+                secret_type: Some("Opaque".into())
+            })
+        );
+        assert_eq!(
+            pull_secret_payload(None, &json),
+            Err(NotAPullSecret::WrongType { secret_type: None })
+        );
+        assert_eq!(
+            pull_secret_payload(Some(DOCKER_CONFIG_JSON_TYPE), &cfg),
+            Err(NotAPullSecret::MissingKey {
+                kind: SecretKind::DockerConfigJson
+            })
+        );
+        assert_eq!(
+            pull_secret_payload(Some(DOCKER_CFG_TYPE), &data(DOCKER_CFG_KEY, b"")),
+            Err(NotAPullSecret::EmptyPayload {
+                kind: SecretKind::DockerCfg
+            })
+        );
+        let message = NotAPullSecret::WrongType {
+            secret_type: Some("Opaque".into()),
+        }
+        .to_string();
+        assert!(
+            message.contains("Opaque") && message.contains(DOCKER_CONFIG_JSON_TYPE),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn debug_of_an_entry_redacts_the_password() {
+        let e = one(r#"{"auths":{"ghcr.io":{"username":"robot","password":"s3cr3t-token"}}}"#);
+        let text = format!("{e:?}");
+        assert!(!text.contains("s3cr3t-token"), "{text}");
+        assert!(text.contains("robot") && text.contains("ghcr.io"), "{text}");
+    }
+
+    #[test]
+    fn node_config_json_reads_like_a_dockerconfigjson_secret() {
+        let entries = parse_config_json(
+            br#"{"auths":{"https://index.docker.io/v1/":{"auth":"Zm9vOmJhcg=="}},"credsStore":"desktop"}"#,
+        )
+        .expect("parses");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].username, "foo");
+    }
+}
