@@ -333,7 +333,7 @@ async fn rate_limits_carry_retry_after_in_both_forms() {
 
 #[tokio::test]
 async fn server_errors_and_garbage_are_registry_errors() {
-    let cases: Vec<(Reply, fn(&RegistryError) -> bool)> = vec![
+    let cases: Vec<(Reply, Expectation)> = vec![
         (Reply::status(500), |e| {
             matches!(e, RegistryError::Server { status: 500, .. })
         }),
@@ -490,6 +490,9 @@ async fn insecure_registries_are_spoken_to_over_plain_http() {
         .expect("plain http");
     assert!(got.digest.is_some());
 }
+
+/// Whether an error is the one a case expects.
+type Expectation = fn(&RegistryError) -> bool;
 
 fn write_ca(pem: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("pullcheck-ca-{}", std::process::id()));

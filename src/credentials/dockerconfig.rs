@@ -13,8 +13,8 @@
 //! * JSON strings decoded as Go does (invalid UTF-8 and lone surrogates become U+FFFD);
 //! * type mismatches remembered and reported only after decoding finishes, while an error
 //!   from an entry (its own type errors, or its `auth`) stops decoding at once, with Go's
-//!   message text (`json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths
-//!   of type string`);
+//!   message text as Go 1.24+ writes it (`json: cannot unmarshal bool into Go struct field
+//!   DockerConfigJSON.auths.email of type string`);
 //! * `auth` decoded with Go's base64 decoder (newlines skipped, non-canonical trailing bits
 //!   accepted, `illegal base64 data at input byte N`).
 //!
@@ -173,9 +173,10 @@ impl DockerConfigError {
 pub struct JsonTypeError {
     /// The JSON kind found: `string`, `number`, `bool`, `array` or `object`.
     pub value: &'static str,
-    /// Go struct and field context (`DockerConfigJSON`, `auths`), when Go reports one.
+    /// Go struct context (`DockerConfigJSON`), when Go reports one.
     pub go_struct: Option<&'static str>,
-    pub field: Option<&'static str>,
+    /// Go's field path below `go_struct` (`["auths", "email"]`), joined with `.` in the message.
+    pub field: Vec<&'static str>,
     /// The Go type that was expected (`string`, `credentialprovider.DockerConfig`, ...).
     pub go_type: &'static str,
     /// The registry key of the entry at fault, when inside one (not part of Go's message).
@@ -184,13 +185,13 @@ pub struct JsonTypeError {
 
 impl fmt::Display for JsonTypeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.go_struct.is_some() || self.field.is_some() {
+        if self.go_struct.is_some() || !self.field.is_empty() {
             write!(
                 f,
                 "json: cannot unmarshal {} into Go struct field {}.{} of type {}",
                 self.value,
                 self.go_struct.unwrap_or(""),
-                self.field.unwrap_or(""),
+                self.field.join("."),
                 self.go_type
             )
         } else {
@@ -246,7 +247,7 @@ impl Saved {
             self.0 = Some(DockerConfigError::Type(JsonTypeError {
                 value: found.go_name(),
                 go_struct,
-                field,
+                field: field.into_iter().collect(),
                 go_type,
                 entry_key: None,
             }));
@@ -271,11 +272,10 @@ fn decode_config_json(
                         JsonKind::Null => auths.clear(),
                         JsonKind::Object => {
                             for (key, entry_at) in doc.members(value_at) {
-                                // The entry's own error stops decoding; Go then labels a type
-                                // error with the outer struct field (`DockerConfigJSON.auths`).
-                                let entry = decode_entry(doc, key, entry_at).map_err(|e| {
-                                    with_context(e, Some(GO_DOCKER_CONFIG_JSON), Some("auths"))
-                                })?;
+                                // The entry's own error stops decoding; Go then puts a type
+                                // error under the outer field (`DockerConfigJSON.auths.email`).
+                                let entry = decode_entry(doc, key, entry_at)
+                                    .map_err(|e| with_context(e, GO_DOCKER_CONFIG_JSON, "auths"))?;
                                 upsert(&mut auths, entry);
                             }
                         }
@@ -400,16 +400,18 @@ fn decode_entry(
 }
 
 /// Go's `addErrorContext` at the end of the outer `json.Unmarshal`: a type error coming out of
-/// an entry is relabelled with the outer struct field.
+/// an entry takes the outer struct, and the outer field path goes in front of the entry's own
+/// field (Go 1.24+, as every kubelet since 1.33 is built with; Go 1.23 and older replaced the
+/// entry's field, giving `DockerConfigJSON.auths` instead of `DockerConfigJSON.auths.email`).
 fn with_context(
     e: DockerConfigError,
-    go_struct: Option<&'static str>,
-    field: Option<&'static str>,
+    go_struct: &'static str,
+    field: &'static str,
 ) -> DockerConfigError {
     match e {
         DockerConfigError::Type(mut t) => {
-            t.go_struct = go_struct;
-            t.field = field;
+            t.go_struct = Some(go_struct);
+            t.field.insert(0, field);
             DockerConfigError::Type(t)
         }
         other => other,
@@ -1278,7 +1280,7 @@ mod tests {
             (
                 SecretKind::DockerConfigJson,
                 r#"{"auths":{"ghcr.io":{"email":false}}}"#,
-                "json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths of type string",
+                "json: cannot unmarshal bool into Go struct field DockerConfigJSON.auths.email of type string",
             ),
             (
                 SecretKind::DockerCfg,
@@ -1341,7 +1343,7 @@ mod tests {
             json_entries(r#"{"auths":{"a.io":{"auth":"pants","username":1}}}"#).expect_err("fails");
         assert_eq!(
             e.to_string(),
-            "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths of type string"
+            "json: cannot unmarshal number into Go struct field DockerConfigJSON.auths.username of type string"
         );
         assert_eq!(e.entry_key(), Some("a.io"));
     }

@@ -16,12 +16,14 @@
 //! each uses only part of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod apiserver;
 mod fake;
 mod images;
 mod registry;
 mod server;
 mod timefmt;
 mod token;
+pub mod webhook;
 
 pub use fake::{FakeRegistry, FakeRequest, RecordedRequest, Reply};
 pub use images::{FixtureImage, Fixtures, IndexFlavor, Platform, PushedIndex};
