@@ -137,7 +137,12 @@ async fn kube_client(mode: config::KubernetesMode) -> anyhow::Result<Option<kube
         return Ok(None);
     }
     match kube::Config::infer().await {
-        Ok(config) => Ok(Some(kube::Client::try_from(config)?)),
+        Ok(mut config) => {
+            // Every read has its own short timeout inside the review budget; kube's built-in
+            // retries (up to minutes on 503) would only hide an outage from that timeout.
+            config.default_retry = false;
+            Ok(Some(kube::Client::try_from(config)?))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no Kubernetes API configuration found: pull secrets are not read, images are checked anonymously");
             Ok(None)

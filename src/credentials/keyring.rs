@@ -16,11 +16,12 @@
 //! * Only if nothing matched, a Docker Hub image (`isDefaultRegistryMatch`) gets the
 //!   credentials stored under the key exactly `index.docker.io`.
 //!
-//! Go's `url.Parse` is reproduced as the kubelet's toolchain has it (Go 1.25/1.26 patch
-//! releases): a `[` anywhere but at the start of the host is invalid, a bracketed host must be
-//! an IPv6 address, and the port is whatever follows the last colon. Kubelets built with Go
-//! older than 1.25.2 accepted `[...]` inside a host; with them `reg[0-9].example.com` would be
-//! a working glob, here (as with current kubelets) it is dropped.
+//! Go's `url.Parse` is reproduced as current kubelets have it (Go 1.24.8+/1.25.2+ security
+//! fixes): a `[` anywhere but at the start of the host is invalid, a bracketed host must be an
+//! IPv6 address, and the port is what follows the last colon (Go 1.25; a Go 1.26 build with
+//! `urlstrictcolons=1` would also reject hosts with several colons, which no image can name).
+//! Kubelets built with older Go accepted `[...]` inside a host; with them
+//! `reg[0-9].example.com` is a working glob, here (as with current kubelets) it is dropped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
