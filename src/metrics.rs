@@ -2,24 +2,33 @@
 //! image, namespace or object names.
 
 use crate::reason::Reason;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     Allowed,
     Warned,
     Denied,
-    Invalid,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Warned => "warned",
+            Decision::Denied => "denied",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ReviewLabels {
     pub operation: &'static str,
-    pub decision: Decision,
+    pub decision: &'static str,
     pub mode: &'static str,
 }
 
@@ -30,7 +39,7 @@ pub struct ReasonLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct DecisionLabels {
-    pub decision: Decision,
+    pub decision: &'static str,
 }
 
 pub struct Metrics {

@@ -255,7 +255,7 @@ fn describe_registry_error(
                 None => "no such manifest".to_string(),
             };
             let hint = match suggestions.as_slice() {
-                [] => String::new(),
+                [] => ".".to_string(),
                 [one] => format!("; did you mean {one:?}?"),
                 many => format!(
                     "; did you mean one of {}?",
@@ -266,7 +266,7 @@ fn describe_registry_error(
                 ),
             };
             format!(
-                "not found: repository {repo} on {registry} has {missing} (manifest unknown){hint}. \
+                "not found: repository {repo} on {registry} has {missing} (manifest unknown){hint} \
                  The pull would fail with ErrImagePull; push the image or fix the reference"
             )
         }

@@ -139,7 +139,10 @@ async fn tells_a_missing_tag_from_a_missing_repository_and_suggests_tags() {
         .resolve(&image(&registry.image("public/ap", "v1.4.1")), None)
         .await;
     assert_eq!(no_repo, Err(RegistryError::NameUnknown));
-    assert_eq!(no_repo.expect_err("an error").reason(), Reason::RepositoryNotFound);
+    assert_eq!(
+        no_repo.expect_err("an error").reason(),
+        Reason::RepositoryNotFound
+    );
     drop(fx);
 }
 
@@ -502,4 +505,98 @@ fn write_ca(pem: &str) -> std::path::PathBuf {
         std::fs::write(&path, pem).expect("write ca");
     }
     path
+}
+
+#[tokio::test]
+async fn reads_index_platforms_and_single_manifest_configs_by_digest() {
+    let service = TokenService::start(token_registry_rules().anonymous(&["multi/*", "arm/*"]));
+    let registry = TestRegistry::start(RegistryAuth::Token { service }).await;
+    Fixtures::seed(&registry).await;
+    let client = client_for(registry.ca_file());
+    let platforms_of = |content: &pullcheck::registry::Content| match content {
+        pullcheck::registry::Content::Index { platforms } => platforms
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        pullcheck::registry::Content::Image { platform } => vec![format!("image {platform}")],
+    };
+    let cases = [
+        (
+            Fixtures::MULTI,
+            None,
+            vec!["linux/amd64", "linux/arm64/v8", "unknown/unknown"],
+        ),
+        (Fixtures::LIST, None, vec!["linux/amd64", "linux/arm64/v8"]),
+        (Fixtures::ARM_ONLY, None, vec!["linux/arm64"]),
+        (
+            Fixtures::PRIVATE,
+            Some(cred("alice", "wonderland")),
+            vec!["image linux/amd64"],
+        ),
+    ];
+    for (repo, credential, want) in cases {
+        let reference = image(&format!("{}/{repo}:v1", registry.addr()));
+        let resolved = client
+            .resolve(&reference, credential.as_ref())
+            .await
+            .expect(repo);
+        let digest = resolved.digest.expect("digest");
+        let media_type = resolved.media_type.expect("media type");
+        let content = client
+            .content(&reference, &digest, &media_type, credential.as_ref())
+            .await
+            .expect(repo);
+        assert_eq!(platforms_of(&content), want, "{repo}");
+    }
+    // Cached by digest: asking again sends nothing.
+    let before = registry.access_log().len();
+    let reference = image(&registry.image(Fixtures::MULTI, "v1"));
+    let resolved = client.resolve(&reference, None).await.expect("multi");
+    client
+        .content(
+            &reference,
+            resolved.digest.as_deref().expect("digest"),
+            resolved.media_type.as_deref().expect("type"),
+            None,
+        )
+        .await
+        .expect("content");
+    let after: Vec<_> = registry.access_log().split_off(before);
+    assert_eq!(
+        after.iter().filter(|e| e.method == "GET").count(),
+        0,
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn content_that_does_not_match_its_digest_is_rejected() {
+    let fake = FakeRegistry::start(|req| {
+        if req.method == "HEAD" {
+            Reply::manifest("application/vnd.oci.image.index.v1+json", b"{}").header(
+                "docker-content-digest",
+                &format!("sha256:{}", "a".repeat(64)),
+            )
+        } else {
+            Reply::manifest(
+                "application/vnd.oci.image.index.v1+json",
+                br#"{"manifests":[{"platform":{"os":"linux","architecture":"amd64"}}]}"#,
+            )
+        }
+    });
+    let client = client_for(&write_ca(fake.ca_pem()));
+    let reference = image(&fake.image("lib/app", "v1"));
+    let resolved = client.resolve(&reference, None).await.expect("head");
+    let got = client
+        .content(
+            &reference,
+            resolved.digest.as_deref().expect("digest"),
+            "application/vnd.oci.image.index.v1+json",
+            None,
+        )
+        .await;
+    assert!(
+        matches!(got, Err(RegistryError::Protocol { .. })),
+        "{got:?}"
+    );
 }

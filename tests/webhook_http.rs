@@ -323,7 +323,7 @@ async fn metrics_count_reviews_by_decision() {
     .expect("utf8");
     assert!(
         text.contains(
-            r#"pullcheck_reviews_total{operation="CREATE",decision="Denied",mode="enforce"} 1"#
+            r#"pullcheck_reviews_total{operation="CREATE",decision="denied",mode="enforce"} 1"#
         ),
         "{text}"
     );

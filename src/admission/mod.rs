@@ -424,13 +424,15 @@ impl Checker {
             .reviews
             .get_or_create(&ReviewLabels {
                 operation,
-                decision,
+                decision: decision.as_str(),
                 mode: mode.as_str(),
             })
             .inc();
         self.metrics
             .review_seconds
-            .get_or_create(&DecisionLabels { decision })
+            .get_or_create(&DecisionLabels {
+                decision: decision.as_str(),
+            })
             .observe(elapsed.as_secs_f64());
         let reasons: Vec<&str> = findings.iter().map(|f| f.reason.as_str()).collect();
         tracing::info!(
@@ -440,7 +442,7 @@ impl Checker {
             name = %request.name,
             operation,
             mode = mode.as_str(),
-            verdict = ?decision,
+            verdict = decision.as_str(),
             images = plan.uses.len(),
             reasons = ?reasons,
             dry_run = request.dry_run,

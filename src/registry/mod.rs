@@ -5,9 +5,11 @@
 //! carries no digest, which Docker Hub counts as a pull. See the README's design notes.
 
 pub mod challenge;
+pub mod content;
 pub mod error;
 pub mod suggest;
 
+pub use content::Content;
 pub use error::{RegistryError, RetryAfter, Unreachable};
 
 use crate::credentials::{Credential, Fingerprint};
@@ -86,6 +88,8 @@ pub struct RegistryClient {
     challenges: moka::sync::Cache<String, Challenge>,
     /// Tokens are keyed by the credential's fingerprint as well as realm, service and scope.
     tokens: moka::future::Cache<TokenKey, Token>,
+    /// Content by (registry, repository, digest); see `content` for why no fingerprint.
+    content: moka::future::Cache<(String, String), Arc<Content>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -128,6 +132,7 @@ impl RegistryClient {
                 // No token lives longer than this, whatever the token service says.
                 .time_to_live(Duration::from_secs(300))
                 .build(),
+            content: moka::future::Cache::new(20_000),
         })
     }
 
@@ -172,6 +177,70 @@ impl RegistryClient {
                 .await),
             _ => Err(classify_failure(resp).await),
         }
+    }
+
+    /// What `digest` (just resolved by `resolve` with the same credential) holds: an index's
+    /// platforms, or a single manifest's config platform. GET by digest, verified, cached
+    /// for good. Only called for the platform check, never on the plain existence path.
+    pub async fn content(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        media_type: &str,
+        credential: Option<&Credential>,
+    ) -> Result<Arc<Content>, RegistryError> {
+        let key = (
+            format!("{}/{}", image.registry_host(), image.repository()),
+            digest.to_string(),
+        );
+        self.content
+            .try_get_with(key, async {
+                let credential = credential.filter(|c| !c.is_empty());
+                let target = Target {
+                    base: self.base_url(image),
+                    repository: image.repository(),
+                };
+                let url = format!(
+                    "{}/v2/{}/manifests/{digest}",
+                    target.base, target.repository
+                );
+                let body = self.get_verified(&url, &target, credential, digest).await?;
+                let content = if content::is_index(media_type) {
+                    Content::Index {
+                        platforms: content::parse_index(&body)?,
+                    }
+                } else {
+                    let config = content::config_digest(&body)?;
+                    let url = format!("{}/v2/{}/blobs/{config}", target.base, target.repository);
+                    let body = self
+                        .get_verified(&url, &target, credential, &config)
+                        .await?;
+                    Content::Image {
+                        platform: content::parse_config(&body)?,
+                    }
+                };
+                Ok(Arc::new(content))
+            })
+            .await
+            .map_err(|e: Arc<RegistryError>| (*e).clone())
+    }
+
+    async fn get_verified(
+        &self,
+        url: &str,
+        target: &Target<'_>,
+        credential: Option<&Credential>,
+        digest: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let (resp, _) = self
+            .send_authorized(Method::GET, url, target, credential)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(classify_failure(resp).await);
+        }
+        let body = read_limited(resp).await?;
+        content::verify(digest, &body)?;
+        Ok(body)
     }
 
     fn base_url(&self, image: &ImageRef) -> String {
