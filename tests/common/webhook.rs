@@ -54,6 +54,9 @@ pub struct WebhookOptions {
     pub registry_ca: bool,
     /// Any further arguments, verbatim.
     pub extra_args: Vec<String>,
+    /// Environment variables for the binary. `KUBECONFIG` defaults to a file that does not
+    /// exist, so no developer's cluster is ever reached: set it to a fake API server's.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for WebhookOptions {
@@ -64,6 +67,7 @@ impl Default for WebhookOptions {
             timeout: None,
             registry_ca: true,
             extra_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -92,6 +96,11 @@ impl WebhookOptions {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra_args.push(arg.to_string());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -269,6 +278,9 @@ impl Webhook {
                 .env_remove("PULLCHECK_REGISTRY_CA")
                 .env_remove("PULLCHECK_INSECURE_REGISTRY")
                 .env_remove("PULLCHECK_LOG")
+                .env_remove("KUBERNETES_SERVICE_HOST")
+                .env("KUBECONFIG", "/nonexistent/pullcheck-test-kubeconfig")
+                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
