@@ -7,6 +7,8 @@ pub mod config;
 pub mod credentials;
 pub mod explain;
 pub mod metrics;
+pub mod nodes;
+pub mod placement;
 pub mod platform;
 pub mod policy;
 pub mod reason;

@@ -1,0 +1,908 @@
+//! Which node platforms a pod can land on, and whether an image provides for them (pure).
+//!
+//! The scheduler places a pod only on nodes whose labels satisfy `spec.nodeSelector` and the
+//! required node affinity. Of those constraints only the keys that decide a node's platform are
+//! evaluated here (`kubernetes.io/os`, `kubernetes.io/arch`, `node.kubernetes.io/windows-build`):
+//! any other label (a pool, a zone, a GPU) neither changes which index entry the runtime picks
+//! nor rules a platform out for good, because the autoscaler may create such a node. Node names
+//! in `matchFields` are evaluated, since the DaemonSet controller pins its pods that way.
+//!
+//! Taints and tolerations, `spec.os` and preferred affinity are not evaluated.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec};
+
+use crate::platform::{self, MatchQuality, MatcherKind, Platform};
+
+/// The kubelet's GOOS.
+pub const LABEL_OS: &str = "kubernetes.io/os";
+/// The kubelet's GOARCH.
+pub const LABEL_ARCH: &str = "kubernetes.io/arch";
+/// A Windows node's major.minor.build, which decides the entries containerd accepts.
+pub const LABEL_WINDOWS_BUILD: &str = "node.kubernetes.io/windows-build";
+/// The only labels [`candidates`] evaluates.
+pub const PLATFORM_LABELS: [&str; 3] = [LABEL_OS, LABEL_ARCH, LABEL_WINDOWS_BUILD];
+
+/// The one node field `matchFields` supports (API validation rejects any other).
+const FIELD_NODE_NAME: &str = "metadata.name";
+
+/// A node as far as platforms are concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    /// Only [`PLATFORM_LABELS`] are ever read; others may be present and are ignored.
+    pub labels: BTreeMap<String, String>,
+    /// The runtime's `DefaultSpec()`, see [`platform::node_platform`].
+    pub platform: Platform,
+    pub matcher: MatcherKind,
+}
+
+/// A platform some of the pod's possible nodes have, with the matcher those nodes use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub platform: Platform,
+    pub matcher: MatcherKind,
+    /// How many current nodes have this platform and matcher; 0 for the platform a pod pins
+    /// itself to when no current node has it.
+    pub nodes: usize,
+}
+
+/// Where the pod can run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Candidates {
+    /// Distinct (platform, matcher) pairs, most nodes first, then by platform string.
+    Known(Vec<Target>),
+    /// No node information, or no current node fits and the pod does not pin one platform:
+    /// skip the platform check.
+    Unknown,
+}
+
+/// The platforms the pod can land on: the nodes whose platform labels satisfy the pod's
+/// `nodeSelector` and `requiredDuringSchedulingIgnoredDuringExecution` node affinity (terms
+/// ORed, expressions ANDed, operators In, NotIn, Exists, DoesNotExist, Gt, Lt; `matchFields` on
+/// `metadata.name`), where only [`PLATFORM_LABELS`] are evaluated.
+///
+/// When no current node fits but the pod pins `kubernetes.io/os` and `kubernetes.io/arch` to
+/// single values, the pod can only ever run on that platform: the answer is one target built
+/// from those values (and a pinned windows-build) with the matcher most nodes use and `nodes`
+/// 0. With no nodes at all the answer is [`Candidates::Unknown`].
+pub fn candidates(spec: &PodSpec, nodes: &[NodeInfo]) -> Candidates {
+    if nodes.is_empty() {
+        return Candidates::Unknown;
+    }
+    let mut counts: HashMap<(&Platform, MatcherKind), usize> = HashMap::new();
+    for node in nodes.iter().filter(|node| pod_fits(spec, node)) {
+        *counts.entry((&node.platform, node.matcher)).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return match pinned_platform(spec) {
+            Some(platform) => Candidates::Known(vec![Target {
+                platform,
+                matcher: usual_matcher(nodes),
+                nodes: 0,
+            }]),
+            None => Candidates::Unknown,
+        };
+    }
+    let mut targets: Vec<Target> = counts
+        .into_iter()
+        .map(|((platform, matcher), nodes)| Target {
+            platform: platform.clone(),
+            matcher,
+            nodes,
+        })
+        .collect();
+    targets.sort_by_cached_key(|t| (Reverse(t.nodes), t.platform.to_string(), rank(t.matcher)));
+    Candidates::Known(targets)
+}
+
+/// The verdict for one image index against the candidates. Every target is in exactly one of
+/// the three lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// An entry matches the node's exact platform: every runtime mode pulls it.
+    pub provided: Vec<Target>,
+    /// No entry matches: the pull fails with `no match for platform in manifest`.
+    pub missing: Vec<Target>,
+    /// Provided only through a fallback (an arm64 node pulling arm/v7, an amd64 node pulling
+    /// 386): pulls under this matcher, but a containerd >= 2.1 node in its default mode would not.
+    pub fallback_only: Vec<Target>,
+}
+
+/// Sorts each target by the best entry of the index its matcher accepts. Attestation entries
+/// (`unknown/unknown`) never count: no runtime selects them.
+pub fn coverage(index_platforms: &[Platform], targets: &[Target]) -> Coverage {
+    let mut coverage = Coverage::default();
+    for target in targets {
+        let list = match platform::best_match(target.matcher, &target.platform, index_platforms) {
+            Some(MatchQuality::Exact) => &mut coverage.provided,
+            Some(MatchQuality::Fallback) => &mut coverage.fallback_only,
+            None => &mut coverage.missing,
+        };
+        list.push(target.clone());
+    }
+    coverage
+}
+
+/// For a single-platform image (its config's os/architecture/variant): the targets whose nodes
+/// would fail at container start with `exec format error`. containerd does not platform-check a
+/// top-level manifest at pull time, so the pull succeeds and only the binary's os/architecture
+/// matter: variants are ignored (an amd64/v3 or arm64/v8.2 binary may still run), and so are the
+/// architectures the node's CPU executes natively (386 on amd64, 32-bit arm on arm64, the same
+/// pairs containerd's `Only` falls back to). An image without an architecture, or an
+/// attestation, mismatches nothing.
+pub fn single_platform_mismatch(image: &Platform, targets: &[Target]) -> Vec<Target> {
+    let image = image.normalized();
+    if image.architecture.is_empty() || image.is_attestation() {
+        return Vec::new();
+    }
+    targets
+        .iter()
+        .filter(|target| !executes(&target.platform.normalized(), &image))
+        .cloned()
+        .collect()
+}
+
+/// Both normalized. An empty image os is the node's own (containerd's `normalizeOS("")`).
+fn executes(node: &Platform, image: &Platform) -> bool {
+    let os = image.os.is_empty() || image.os == node.os;
+    let arch = image.architecture == node.architecture
+        || matches!(
+            (node.architecture.as_str(), image.architecture.as_str()),
+            ("amd64", "386") | ("arm64", "arm")
+        );
+    os && arch
+}
+
+/// Ties in [`usual_matcher`] and in the target order go to the most accepting matcher first,
+/// so a tie never produces a denial the other reading would not.
+fn rank(kind: MatcherKind) -> u8 {
+    match kind {
+        MatcherKind::ContainerdOnly => 0,
+        MatcherKind::ContainerdStrict => 1,
+        MatcherKind::CriO => 2,
+    }
+}
+
+/// The matcher most nodes use: the one a node created for a pinned platform most likely gets.
+fn usual_matcher(nodes: &[NodeInfo]) -> MatcherKind {
+    let mut counts: HashMap<MatcherKind, usize> = HashMap::new();
+    for node in nodes {
+        *counts.entry(node.matcher).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(kind, count)| (count, Reverse(rank(kind))))
+        .map_or(MatcherKind::ContainerdOnly, |(kind, _)| kind)
+}
+
+fn is_platform_key(key: &str) -> bool {
+    PLATFORM_LABELS.contains(&key)
+}
+
+fn required_terms(spec: &PodSpec) -> Option<&[NodeSelectorTerm]> {
+    spec.affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .map(|selector| selector.node_selector_terms.as_slice())
+}
+
+fn pod_fits(spec: &PodSpec, node: &NodeInfo) -> bool {
+    let selector_fits = spec.node_selector.iter().flatten().all(|(key, value)| {
+        !is_platform_key(key) || node.labels.get(key).is_some_and(|v| v == value)
+    });
+    selector_fits
+        && required_terms(spec).is_none_or(|terms| terms.iter().any(|t| term_fits(t, node)))
+}
+
+fn term_fits(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
+    let expressions = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    // A null or empty term selects no node (k8s.io/component-helpers nodeaffinity); a term whose
+    // expressions are all on ignored keys is not empty and selects every node.
+    if expressions.is_empty() && fields.is_empty() {
+        return false;
+    }
+    expressions
+        .iter()
+        .filter(|r| is_platform_key(&r.key))
+        .all(|r| label_requirement_holds(r, node.labels.get(&r.key).map(String::as_str)))
+        && fields
+            .iter()
+            .all(|r| field_requirement_holds(r, &node.name))
+}
+
+/// `labels.Requirement.Matches`: NotIn and DoesNotExist hold for a missing label; Gt and Lt
+/// need exactly one integer value and an integer label. An unknown operator never holds (the
+/// API server rejects it; the scheduler could not parse it).
+fn label_requirement_holds(requirement: &NodeSelectorRequirement, label: Option<&str>) -> bool {
+    let values = requirement.values.as_deref().unwrap_or_default();
+    let listed = |label: &str| values.iter().any(|v| v == label);
+    match requirement.operator.as_str() {
+        "In" => label.is_some_and(listed),
+        "NotIn" => !label.is_some_and(listed),
+        "Exists" => label.is_some(),
+        "DoesNotExist" => label.is_none(),
+        op @ ("Gt" | "Lt") => {
+            let [bound] = values else {
+                return false;
+            };
+            match (
+                label.and_then(|l| l.parse::<i64>().ok()),
+                bound.parse::<i64>(),
+            ) {
+                (Some(label), Ok(bound)) if op == "Gt" => label > bound,
+                (Some(label), Ok(bound)) => label < bound,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// `matchFields` supports `metadata.name` with In and NotIn only (API validation).
+fn field_requirement_holds(requirement: &NodeSelectorRequirement, name: &str) -> bool {
+    if requirement.key != FIELD_NODE_NAME {
+        return false;
+    }
+    let listed = requirement
+        .values
+        .iter()
+        .flatten()
+        .any(|value| value == name);
+    match requirement.operator.as_str() {
+        "In" => listed,
+        "NotIn" => !listed,
+        _ => false,
+    }
+}
+
+/// The platform of a pod that pins os and arch to one value each.
+fn pinned_platform(spec: &PodSpec) -> Option<Platform> {
+    let os = pinned_value(spec, LABEL_OS)?;
+    let arch = pinned_value(spec, LABEL_ARCH)?;
+    let build = pinned_value(spec, LABEL_WINDOWS_BUILD);
+    Some(platform::node_platform(os, arch, build, None))
+}
+
+/// The only non-empty value the pod's constraints allow for `key`, if there is exactly one.
+fn pinned_value<'a>(spec: &'a PodSpec, key: &str) -> Option<&'a str> {
+    let from_selector = spec
+        .node_selector
+        .as_ref()
+        .and_then(|selector| selector.get(key))
+        .map(String::as_str);
+    let from_affinity = required_terms(spec).and_then(|terms| values_allowed(terms, key));
+    let value = match (from_selector, from_affinity) {
+        (Some(value), Some(allowed)) => allowed.contains(value).then_some(value),
+        (Some(value), None) => Some(value),
+        (None, Some(allowed)) if allowed.len() == 1 => allowed.into_iter().next(),
+        (None, _) => None,
+    };
+    value.filter(|v| !v.is_empty())
+}
+
+/// The values of `key` some term allows, or None when a term leaves it open (no `In` on it).
+fn values_allowed<'a>(terms: &'a [NodeSelectorTerm], key: &str) -> Option<BTreeSet<&'a str>> {
+    let mut union = BTreeSet::new();
+    for term in terms {
+        let expressions = term.match_expressions.as_deref().unwrap_or_default();
+        if expressions.is_empty() && term.match_fields.as_deref().unwrap_or_default().is_empty() {
+            continue;
+        }
+        let mut allowed: Option<BTreeSet<&str>> = None;
+        let mut excluded = BTreeSet::new();
+        for requirement in expressions.iter().filter(|r| r.key == key) {
+            let values = requirement.values.iter().flatten().map(String::as_str);
+            match requirement.operator.as_str() {
+                "In" => {
+                    let these: BTreeSet<&str> = values.collect();
+                    allowed = Some(match allowed {
+                        None => these,
+                        Some(before) => before.intersection(&these).copied().collect(),
+                    });
+                }
+                "NotIn" => excluded.extend(values),
+                "DoesNotExist" => allowed = Some(BTreeSet::new()),
+                _ => {}
+            }
+        }
+        union.extend(allowed?.difference(&excluded));
+    }
+    Some(union)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use MatcherKind::{ContainerdOnly, ContainerdStrict, CriO};
+
+    fn p(spec: &str) -> Platform {
+        Platform::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
+    }
+
+    fn node(name: &str, os: &str, arch: &str, matcher: MatcherKind) -> NodeInfo {
+        let labels = BTreeMap::from([
+            (LABEL_OS.to_owned(), os.to_owned()),
+            (LABEL_ARCH.to_owned(), arch.to_owned()),
+            ("node-pool".to_owned(), "general".to_owned()),
+        ]);
+        NodeInfo {
+            name: name.to_owned(),
+            labels,
+            platform: platform::node_platform(os, arch, None, None),
+            matcher,
+        }
+    }
+
+    fn windows_node(name: &str, build: &str) -> NodeInfo {
+        let mut node = node(name, "windows", "amd64", ContainerdOnly);
+        node.labels
+            .insert(LABEL_WINDOWS_BUILD.to_owned(), build.to_owned());
+        node.platform = platform::node_platform("windows", "amd64", Some(build), None);
+        node
+    }
+
+    /// 3 amd64 (containerd 1.7), 2 arm64 (containerd 2.1), 1 Windows ltsc2022.
+    fn cluster() -> Vec<NodeInfo> {
+        vec![
+            node("a1", "linux", "amd64", ContainerdOnly),
+            node("a2", "linux", "amd64", ContainerdOnly),
+            node("a3", "linux", "amd64", ContainerdOnly),
+            node("r1", "linux", "arm64", ContainerdStrict),
+            node("r2", "linux", "arm64", ContainerdStrict),
+            windows_node("w1", "10.0.20348"),
+        ]
+    }
+
+    fn pod(fields: serde_json::Value) -> PodSpec {
+        let mut spec = json!({"containers": [{"name": "app", "image": "app"}]});
+        if let (Some(spec), Some(fields)) = (spec.as_object_mut(), fields.as_object()) {
+            spec.extend(fields.clone());
+        }
+        serde_json::from_value(spec).unwrap_or_else(|e| panic!("pod spec: {e}"))
+    }
+
+    /// A pod with required node affinity made of `terms`.
+    fn affinity(terms: serde_json::Value) -> PodSpec {
+        pod(json!({"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
+        }}}))
+    }
+
+    fn target(spec: &str, matcher: MatcherKind, nodes: usize) -> Target {
+        Target {
+            platform: p(spec),
+            matcher,
+            nodes,
+        }
+    }
+
+    /// `(platform, matcher, nodes)` in order, platforms as displayed.
+    fn summary(candidates: &Candidates) -> Option<Vec<(String, MatcherKind, usize)>> {
+        match candidates {
+            Candidates::Known(targets) => Some(
+                targets
+                    .iter()
+                    .map(|t| (t.platform.to_string(), t.matcher, t.nodes))
+                    .collect(),
+            ),
+            Candidates::Unknown => None,
+        }
+    }
+
+    /// (platform as displayed, matcher, node count).
+    type Row = (&'static str, MatcherKind, usize);
+
+    const AMD64: Row = ("linux/amd64", ContainerdOnly, 3);
+    const ARM64: Row = ("linux/arm64/v8", ContainerdStrict, 2);
+    const WIN: Row = ("windows/amd64 10.0.20348", ContainerdOnly, 1);
+
+    #[test]
+    fn candidates_follow_node_selector_and_required_affinity_on_platform_keys() {
+        let cases: Vec<(&str, PodSpec, Vec<Row>)> = vec![
+            ("no constraints", pod(json!({})), vec![AMD64, ARM64, WIN]),
+            (
+                "nodeSelector arch",
+                pod(json!({"nodeSelector": {LABEL_ARCH: "arm64"}})),
+                vec![ARM64],
+            ),
+            (
+                "nodeSelector on other keys is ignored",
+                pod(
+                    json!({"nodeSelector": {"node-pool": "gpu", "topology.kubernetes.io/zone": "b"}}),
+                ),
+                vec![AMD64, ARM64, WIN],
+            ),
+            (
+                "nodeSelector os and other key",
+                pod(json!({"nodeSelector": {LABEL_OS: "linux", "node-pool": "gpu"}})),
+                vec![AMD64, ARM64],
+            ),
+            (
+                "In",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_ARCH, "operator": "In", "values": ["arm64", "s390x"]}
+                ]}])),
+                vec![ARM64],
+            ),
+            (
+                "NotIn",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_ARCH, "operator": "NotIn", "values": ["arm64"]}
+                ]}])),
+                vec![AMD64, WIN],
+            ),
+            (
+                "Exists",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_WINDOWS_BUILD, "operator": "Exists"}
+                ]}])),
+                vec![WIN],
+            ),
+            (
+                "DoesNotExist",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_WINDOWS_BUILD, "operator": "DoesNotExist"}
+                ]}])),
+                vec![AMD64, ARM64],
+            ),
+            (
+                "expressions of a term are ANDed",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                    {"key": LABEL_ARCH, "operator": "NotIn", "values": ["amd64"]}
+                ]}])),
+                vec![ARM64],
+            ),
+            (
+                "terms are ORed",
+                affinity(json!([
+                    {"matchExpressions": [{"key": LABEL_ARCH, "operator": "In", "values": ["arm64"]}]},
+                    {"matchExpressions": [{"key": LABEL_OS, "operator": "In", "values": ["windows"]}]}
+                ])),
+                vec![ARM64, WIN],
+            ),
+            (
+                "expressions on other keys are ignored",
+                affinity(json!([{"matchExpressions": [
+                    {"key": "node-pool", "operator": "In", "values": ["gpu"]},
+                    {"key": LABEL_OS, "operator": "In", "values": ["linux"]}
+                ]}])),
+                vec![AMD64, ARM64],
+            ),
+            (
+                "a term only on other keys selects every node",
+                affinity(json!([{"matchExpressions": [
+                    {"key": "node-pool", "operator": "DoesNotExist"}
+                ]}])),
+                vec![AMD64, ARM64, WIN],
+            ),
+            (
+                "an empty term selects no node, the other term still does",
+                affinity(json!([
+                    {},
+                    {"matchExpressions": [{"key": LABEL_ARCH, "operator": "In", "values": ["arm64"]}]}
+                ])),
+                vec![ARM64],
+            ),
+            (
+                "nodeSelector and affinity are ANDed",
+                pod(json!({
+                    "nodeSelector": {LABEL_OS: "linux"},
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": LABEL_ARCH, "operator": "In", "values": ["amd64"]}
+                        ]}]
+                    }}}
+                })),
+                vec![AMD64],
+            ),
+            (
+                "matchFields metadata.name In (DaemonSet pods)",
+                affinity(json!([{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["r2"]}
+                ]}])),
+                vec![("linux/arm64/v8", ContainerdStrict, 1)],
+            ),
+            (
+                "matchFields metadata.name NotIn",
+                affinity(json!([{"matchFields": [
+                    {"key": "metadata.name", "operator": "NotIn", "values": ["a1", "a2", "w1"]}
+                ]}])),
+                vec![ARM64, ("linux/amd64", ContainerdOnly, 1)],
+            ),
+            (
+                "preferred affinity is ignored",
+                pod(json!({"affinity": {"nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+                        "matchExpressions": [{"key": LABEL_ARCH, "operator": "In", "values": ["arm64"]}]
+                    }}]
+                }}})),
+                vec![AMD64, ARM64, WIN],
+            ),
+        ];
+        let nodes = cluster();
+        for (name, spec, want) in cases {
+            let want: Vec<_> = want
+                .into_iter()
+                .map(|(platform, matcher, n)| (platform.to_owned(), matcher, n))
+                .collect();
+            assert_eq!(summary(&candidates(&spec, &nodes)), Some(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn gt_and_lt_compare_integer_labels_only() {
+        // Real builds are dotted, so Gt and Lt never select a real Windows node; an integer
+        // label shows the comparison itself.
+        let nodes = vec![
+            windows_node("w-int", "20348"),
+            windows_node("w-dotted", "10.0.20348"),
+        ];
+        let gt = |bound: &str| {
+            affinity(json!([{"matchExpressions": [
+                {"key": LABEL_WINDOWS_BUILD, "operator": "Gt", "values": [bound]}
+            ]}]))
+        };
+        let lt = |bound: &str| {
+            affinity(json!([{"matchExpressions": [
+                {"key": LABEL_WINDOWS_BUILD, "operator": "Lt", "values": [bound]}
+            ]}]))
+        };
+        let one = Some(vec![("windows/amd64".to_owned(), ContainerdOnly, 1)]);
+        assert_eq!(summary(&candidates(&gt("20000"), &nodes)), one);
+        assert_eq!(summary(&candidates(&lt("30000"), &nodes)), one);
+        assert_eq!(summary(&candidates(&gt("20348"), &nodes)), None);
+        assert_eq!(summary(&candidates(&gt("x"), &nodes)), None);
+        let two_bounds = affinity(json!([{"matchExpressions": [
+            {"key": LABEL_WINDOWS_BUILD, "operator": "Gt", "values": ["1", "2"]}
+        ]}]));
+        assert_eq!(summary(&candidates(&two_bounds, &nodes)), None);
+    }
+
+    #[test]
+    fn a_pod_pinned_to_an_absent_platform_gets_that_platform_with_the_usual_matcher() {
+        let cases: Vec<(&str, PodSpec, Option<&str>)> = vec![
+            (
+                "nodeSelector os and arch",
+                pod(json!({"nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: "s390x"}})),
+                Some("linux/s390x"),
+            ),
+            (
+                "arm gets the node default variant",
+                pod(json!({"nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: "arm"}})),
+                Some("linux/arm/v7"),
+            ),
+            (
+                "affinity In with one value and nodeSelector",
+                pod(json!({
+                    "nodeSelector": {LABEL_OS: "linux"},
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": LABEL_ARCH, "operator": "In", "values": ["riscv64"]}
+                        ]}]
+                    }}}
+                })),
+                Some("linux/riscv64"),
+            ),
+            (
+                "In narrowed to one value by NotIn, across two terms that agree",
+                affinity(json!([
+                    {"matchExpressions": [
+                        {"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                        {"key": LABEL_ARCH, "operator": "In", "values": ["ppc64le", "s390x"]},
+                        {"key": LABEL_ARCH, "operator": "NotIn", "values": ["ppc64le"]}
+                    ]},
+                    {"matchExpressions": [
+                        {"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                        {"key": LABEL_ARCH, "operator": "In", "values": ["s390x"]}
+                    ]}
+                ])),
+                Some("linux/s390x"),
+            ),
+            (
+                "windows with a pinned build",
+                pod(json!({"nodeSelector": {
+                    LABEL_OS: "windows", LABEL_ARCH: "amd64", LABEL_WINDOWS_BUILD: "10.0.26100"
+                }})),
+                Some("windows/amd64 10.0.26100"),
+            ),
+            (
+                "two arches allowed: not pinned",
+                affinity(json!([{"matchExpressions": [
+                    {"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                    {"key": LABEL_ARCH, "operator": "In", "values": ["ppc64le", "s390x"]}
+                ]}])),
+                None,
+            ),
+            (
+                "terms allow different arches: not pinned",
+                affinity(json!([
+                    {"matchExpressions": [{"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                                          {"key": LABEL_ARCH, "operator": "In", "values": ["s390x"]}]},
+                    {"matchExpressions": [{"key": LABEL_OS, "operator": "In", "values": ["linux"]},
+                                          {"key": LABEL_ARCH, "operator": "In", "values": ["ppc64le"]}]}
+                ])),
+                None,
+            ),
+            (
+                "arch pinned, os open: not pinned",
+                pod(json!({"nodeSelector": {LABEL_ARCH: "s390x"}})),
+                None,
+            ),
+            (
+                "nodeSelector and affinity disagree: not pinned",
+                pod(json!({
+                    "nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: "s390x"},
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": LABEL_ARCH, "operator": "In", "values": ["ppc64le"]}
+                        ]}]
+                    }}}
+                })),
+                None,
+            ),
+            (
+                "empty values do not pin",
+                pod(json!({"nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: ""}})),
+                None,
+            ),
+        ];
+        // Two of three nodes use containerd 2.1, so a new node most likely does too.
+        let nodes = vec![
+            node("a1", "linux", "amd64", ContainerdOnly),
+            node("r1", "linux", "arm64", ContainerdStrict),
+            node("r2", "linux", "arm64", ContainerdStrict),
+        ];
+        for (name, spec, want) in cases {
+            let want = want.map(|platform| vec![(platform.to_owned(), ContainerdStrict, 0)]);
+            assert_eq!(summary(&candidates(&spec, &nodes)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_platform_present_in_the_cluster_gets_its_nodes() {
+        let spec = pod(json!({"nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: "arm64"}}));
+        assert_eq!(
+            summary(&candidates(&spec, &cluster())),
+            Some(vec![(ARM64.0.to_owned(), ARM64.1, 2)])
+        );
+    }
+
+    #[test]
+    fn no_nodes_means_unknown_even_for_a_pinned_pod() {
+        let spec = pod(json!({"nodeSelector": {LABEL_OS: "linux", LABEL_ARCH: "amd64"}}));
+        assert_eq!(candidates(&spec, &[]), Candidates::Unknown);
+        assert_eq!(candidates(&pod(json!({})), &[]), Candidates::Unknown);
+    }
+
+    #[test]
+    fn usual_matcher_tie_goes_to_the_most_accepting() {
+        let nodes = vec![
+            node("r1", "linux", "arm64", ContainerdStrict),
+            node("a1", "linux", "amd64", ContainerdOnly),
+            node("c1", "linux", "amd64", CriO),
+        ];
+        assert_eq!(usual_matcher(&nodes), ContainerdOnly);
+        assert_eq!(usual_matcher(&nodes[..1]), ContainerdStrict);
+    }
+
+    #[test]
+    fn same_platform_with_two_matchers_gives_two_targets_ordered_by_count_then_platform() {
+        let nodes = vec![
+            node("s1", "linux", "s390x", ContainerdOnly),
+            node("a1", "linux", "amd64", ContainerdStrict),
+            node("a2", "linux", "amd64", ContainerdOnly),
+            node("a3", "linux", "amd64", ContainerdStrict),
+            node("p1", "linux", "ppc64le", CriO),
+        ];
+        assert_eq!(
+            summary(&candidates(&pod(json!({})), &nodes)),
+            Some(vec![
+                ("linux/amd64".to_owned(), ContainerdStrict, 2),
+                ("linux/amd64".to_owned(), ContainerdOnly, 1),
+                ("linux/ppc64le".to_owned(), CriO, 1),
+                ("linux/s390x".to_owned(), ContainerdOnly, 1),
+            ])
+        );
+    }
+
+    /// (index, target, expected list) where the list is "provided", "fallback" or "missing".
+    #[test]
+    fn coverage_sorts_each_target_by_its_best_entry() {
+        let cases = [
+            (
+                vec!["linux/amd64", "linux/arm64"],
+                ("linux/amd64", ContainerdOnly),
+                "provided",
+            ),
+            (
+                vec!["linux/amd64", "linux/arm64"],
+                ("linux/arm64/v8", ContainerdStrict),
+                "provided",
+            ),
+            (
+                vec!["linux/amd64", "linux/arm64/v8"],
+                ("linux/arm64/v8", CriO),
+                "provided",
+            ),
+            (
+                vec!["linux/amd64", "linux/arm/v7"],
+                ("linux/arm64/v8", ContainerdOnly),
+                "fallback",
+            ),
+            (
+                vec!["linux/amd64", "linux/arm/v7"],
+                ("linux/arm64/v8", ContainerdStrict),
+                "missing",
+            ),
+            (
+                vec!["linux/amd64", "linux/arm/v7"],
+                ("linux/arm64/v8", CriO),
+                "missing",
+            ),
+            (
+                vec!["linux/386"],
+                ("linux/amd64", ContainerdOnly),
+                "fallback",
+            ),
+            (
+                vec!["linux/386"],
+                ("linux/amd64", ContainerdStrict),
+                "missing",
+            ),
+            (
+                vec!["linux/386", "linux/amd64"],
+                ("linux/amd64", ContainerdOnly),
+                "provided",
+            ),
+            (vec!["linux/arm/v6"], ("linux/arm/v7", CriO), "fallback"),
+            (
+                vec!["linux/amd64/v2"],
+                ("linux/amd64", ContainerdOnly),
+                "missing",
+            ),
+            (
+                vec!["linux/arm64/v8.2"],
+                ("linux/arm64/v8", ContainerdOnly),
+                "missing",
+            ),
+            (
+                vec!["windows(10.0.17763.6189)/amd64"],
+                ("windows(10.0.20348)/amd64", ContainerdOnly),
+                "missing",
+            ),
+            (
+                vec!["windows(10.0.20348.2655)/amd64"],
+                ("windows(10.0.20348)/amd64", ContainerdStrict),
+                "provided",
+            ),
+            (
+                vec!["linux/amd64"],
+                ("windows(10.0.20348)/amd64", ContainerdOnly),
+                "missing",
+            ),
+            (
+                vec!["unknown/unknown"],
+                ("linux/amd64", ContainerdOnly),
+                "missing",
+            ),
+            (vec![], ("linux/amd64", ContainerdOnly), "missing"),
+        ];
+        for (index, (node, matcher), want) in cases {
+            let index: Vec<Platform> = index.iter().map(|s| p(s)).collect();
+            let t = target(node, matcher, 1);
+            let got = coverage(&index, std::slice::from_ref(&t));
+            let expected = match want {
+                "provided" => Coverage {
+                    provided: vec![t.clone()],
+                    ..Coverage::default()
+                },
+                "fallback" => Coverage {
+                    fallback_only: vec![t.clone()],
+                    ..Coverage::default()
+                },
+                _ => Coverage {
+                    missing: vec![t.clone()],
+                    ..Coverage::default()
+                },
+            };
+            assert_eq!(got, expected, "index {index:?} node {node} {matcher:?}");
+        }
+    }
+
+    #[test]
+    fn attestation_entries_do_not_provide_for_any_target() {
+        let index = [p("linux/amd64"), Platform::new("unknown", "unknown")];
+        let targets = [
+            target("linux/amd64", ContainerdOnly, 3),
+            target("linux/arm64/v8", ContainerdOnly, 2),
+        ];
+        let got = coverage(&index, &targets);
+        assert_eq!(got.provided, [targets[0].clone()]);
+        assert_eq!(got.missing, [targets[1].clone()]);
+        assert!(got.fallback_only.is_empty());
+    }
+
+    #[test]
+    fn single_platform_mismatch_compares_os_and_arch_only() {
+        let targets = [
+            target("linux/amd64", ContainerdStrict, 3),
+            target("linux/arm64/v8", ContainerdStrict, 2),
+            target("windows(10.0.20348)/amd64", ContainerdOnly, 1),
+        ];
+        let cases = [
+            (
+                "linux/amd64",
+                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/amd64/v3",
+                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/x86_64",
+                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/arm64",
+                vec!["linux/amd64", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/arm64/v8.2",
+                vec!["linux/amd64", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/aarch64",
+                vec!["linux/amd64", "windows/amd64 10.0.20348"],
+            ),
+            // Binaries the node's CPU runs natively.
+            (
+                "linux/386",
+                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/arm/v7",
+                vec!["linux/amd64", "windows/amd64 10.0.20348"],
+            ),
+            (
+                "linux/s390x",
+                vec!["linux/amd64", "linux/arm64/v8", "windows/amd64 10.0.20348"],
+            ),
+            // os.version is not an exec format question.
+            (
+                "windows(10.0.17763)/amd64",
+                vec!["linux/amd64", "linux/arm64/v8"],
+            ),
+        ];
+        for (image, want) in cases {
+            let got: Vec<String> = single_platform_mismatch(&p(image), &targets)
+                .iter()
+                .map(|t| t.platform.to_string())
+                .collect();
+            assert_eq!(got, want, "image {image}");
+        }
+    }
+
+    #[test]
+    fn single_platform_mismatch_cannot_judge_an_image_without_architecture() {
+        let targets = [target("linux/arm64/v8", ContainerdOnly, 1)];
+        assert!(single_platform_mismatch(&Platform::new("linux", ""), &targets).is_empty());
+        assert!(
+            single_platform_mismatch(&Platform::new("unknown", "unknown"), &targets).is_empty()
+        );
+        // An image config without os runs as the node's os.
+        assert!(single_platform_mismatch(&Platform::new("", "arm64"), &targets).is_empty());
+        assert_eq!(
+            single_platform_mismatch(&Platform::new("", "amd64"), &targets),
+            targets
+        );
+    }
+}
