@@ -131,6 +131,7 @@ fn fixed_node(configured: Platform, matcher: MatcherKind) -> NodeInfo {
         labels.insert(LABEL_WINDOWS_BUILD.to_owned(), build.clone());
     }
     NodeInfo {
+        taints: Vec::new(),
         name: platform.to_string(),
         labels,
         platform,
@@ -172,7 +173,18 @@ pub fn node_info(node: &Node, matcher_override: Option<MatcherKind>) -> Option<N
         .iter()
         .filter_map(|key| label(key).map(|v| ((*key).to_owned(), v.to_owned())))
         .collect();
+    let taints = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        // PreferNoSchedule only steers; it never keeps a pod off a node.
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .cloned()
+        .collect();
     Some(NodeInfo {
+        taints,
         name: name.to_owned(),
         labels,
         platform,

@@ -12,7 +12,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec};
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
+};
 
 use crate::platform::{self, MatchQuality, MatcherKind, Platform};
 
@@ -37,6 +39,9 @@ pub struct NodeInfo {
     /// The runtime's `DefaultSpec()`, see [`platform::node_platform`].
     pub platform: Platform,
     pub matcher: MatcherKind,
+    /// `NoSchedule` and `NoExecute` taints: a pod that does not tolerate them never lands here
+    /// (Windows node pools are usually tainted so that Linux pods stay off them).
+    pub taints: Vec<Taint>,
 }
 
 /// A platform some of the pod's possible nodes have, with the matcher those nodes use.
@@ -196,8 +201,43 @@ fn pod_fits(spec: &PodSpec, node: &NodeInfo) -> bool {
     let selector_fits = spec.node_selector.iter().flatten().all(|(key, value)| {
         !is_platform_key(key) || node.labels.get(key).is_some_and(|v| v == value)
     });
+    // `spec.os.name` does not steer the scheduler by itself, but the kubelet rejects a pod
+    // whose os differs from its node's (`PodOSNotSupported`), so such a node never runs it.
+    let os_fits = spec
+        .os
+        .as_ref()
+        .is_none_or(|os| os.name.is_empty() || os.name == node.platform.os);
     selector_fits
+        && os_fits
+        && node
+            .taints
+            .iter()
+            .all(|t| tolerated(t, spec.tolerations.as_deref().unwrap_or_default()))
         && required_terms(spec).is_none_or(|terms| terms.iter().any(|t| term_fits(t, node)))
+}
+
+/// `v1.Toleration.ToleratesTaint`: an empty key with `Exists` tolerates everything; an empty
+/// effect matches every effect; `Exists` ignores the value, `Equal` (the default) compares it.
+fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
+    tolerations.iter().any(|t| {
+        let effect = t.effect.as_deref().unwrap_or_default();
+        let key = t.key.as_deref().unwrap_or_default();
+        if !effect.is_empty() && effect != taint.effect {
+            return false;
+        }
+        if !key.is_empty() && key != taint.key {
+            return false;
+        }
+        match t.operator.as_deref().unwrap_or("Equal") {
+            "Exists" => true,
+            "Equal" | "" => {
+                !key.is_empty()
+                    && t.value.as_deref().unwrap_or_default()
+                        == taint.value.as_deref().unwrap_or_default()
+            }
+            _ => false,
+        }
+    })
 }
 
 fn term_fits(term: &NodeSelectorTerm, node: &NodeInfo) -> bool {
@@ -334,6 +374,7 @@ mod tests {
             ("node-pool".to_owned(), "general".to_owned()),
         ]);
         NodeInfo {
+            taints: Vec::new(),
             name: name.to_owned(),
             labels,
             platform: platform::node_platform(os, arch, None, None),
@@ -403,6 +444,84 @@ mod tests {
     const AMD64: Row = ("linux/amd64", ContainerdOnly, 3);
     const ARM64: Row = ("linux/arm64/v8", ContainerdStrict, 2);
     const WIN: Row = ("windows/amd64 10.0.20348", ContainerdOnly, 1);
+
+    fn tainted_windows_cluster() -> Vec<NodeInfo> {
+        let mut nodes = cluster();
+        for n in nodes.iter_mut().filter(|n| n.platform.os == "windows") {
+            n.taints = vec![Taint {
+                key: "os".into(),
+                value: Some("windows".into()),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            }];
+        }
+        nodes
+    }
+
+    #[test]
+    fn taints_and_pod_os_keep_pods_off_nodes_they_cannot_run_on() {
+        let linux = vec![
+            ("linux/amd64".to_string(), ContainerdOnly, 3),
+            ("linux/arm64/v8".to_string(), ContainerdStrict, 2),
+        ];
+        let cases: Vec<(&str, PodSpec, Vec<NodeInfo>, usize)> = vec![
+            (
+                "untainted windows pool counts",
+                pod(json!({})),
+                cluster(),
+                3,
+            ),
+            (
+                "tainted windows pool is skipped",
+                pod(json!({})),
+                tainted_windows_cluster(),
+                2,
+            ),
+            (
+                "a matching toleration lets the pod in",
+                pod(
+                    json!({"tolerations": [{"key": "os", "operator": "Equal", "value": "windows", "effect": "NoSchedule"}]}),
+                ),
+                tainted_windows_cluster(),
+                3,
+            ),
+            (
+                "a toleration with the wrong value does not",
+                pod(
+                    json!({"tolerations": [{"key": "os", "value": "linux", "effect": "NoSchedule"}]}),
+                ),
+                tainted_windows_cluster(),
+                2,
+            ),
+            (
+                "Exists with no key tolerates every taint",
+                pod(json!({"tolerations": [{"operator": "Exists"}]})),
+                tainted_windows_cluster(),
+                3,
+            ),
+            (
+                "a toleration for another effect does not",
+                pod(
+                    json!({"tolerations": [{"key": "os", "operator": "Exists", "effect": "NoExecute"}]}),
+                ),
+                tainted_windows_cluster(),
+                2,
+            ),
+            (
+                "spec.os linux",
+                pod(json!({"os": {"name": "linux"}})),
+                cluster(),
+                2,
+            ),
+        ];
+        for (name, spec, nodes, want) in cases {
+            let got = summary(&candidates(&spec, &nodes)).unwrap_or_default();
+            assert_eq!(got.len(), want, "{name}: {got:?}");
+            if want == 2 {
+                assert_eq!(got, linux, "{name}");
+            }
+        }
+    }
 
     #[test]
     fn candidates_follow_node_selector_and_required_affinity_on_platform_keys() {
