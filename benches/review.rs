@@ -7,7 +7,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use kube::core::DynamicObject;
 use pullcheck::admission::{collect_findings, plan, respond, Checked};
 use pullcheck::credentials::resolve::PodCredentials;
-use pullcheck::policy::{decide, CheckOutcome, Mode, PolicySettings};
+use pullcheck::policy::{decide, CheckOutcome, Mode, PlatformCheck, PolicySettings};
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::Resolved;
 use serde_json::json;
@@ -71,6 +71,7 @@ fn answers(request: &AdmissionRequest<DynamicObject>) -> HashMap<String, Checked
                     media_type: Some("application/vnd.oci.image.index.v1+json".into()),
                 },
                 credential_source: None,
+                platforms: PlatformCheck::NotChecked,
             };
             (u.image.clone(), Checked { image, outcome })
         })

@@ -5,6 +5,7 @@
 
 use crate::cache::CacheSettings;
 use crate::credentials::cluster::ClusterSettings;
+use crate::platform::{MatcherKind, Platform};
 use crate::policy::{FailureAction, Mode, MutableTagAdvice, PolicySettings};
 use crate::registry::RegistrySettings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -163,6 +164,7 @@ pub struct Settings {
     pub node_docker_config: Option<PathBuf>,
     /// Registries nodes pull with credentials pullcheck cannot see (credential providers).
     pub node_registries: Vec<String>,
+    pub platforms: PlatformSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +197,50 @@ struct FileConfig {
     kubernetes: KubernetesFile,
     #[serde(default)]
     node_credentials: NodeCredentialsFile,
+    #[serde(default)]
+    platforms: PlatformsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PlatformsFile {
+    enabled: Option<bool>,
+    nodes: Option<Vec<String>>,
+    matcher: Option<MatcherChoice>,
+    check_single_manifests: Option<bool>,
+}
+
+/// Which platform matcher nodes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MatcherChoice {
+    /// Per node, from `status.nodeInfo.containerRuntimeVersion`.
+    Auto,
+    ContainerdOnly,
+    ContainerdStrict,
+    Crio,
+}
+
+impl MatcherChoice {
+    pub fn kind(self) -> Option<MatcherKind> {
+        match self {
+            MatcherChoice::Auto => None,
+            MatcherChoice::ContainerdOnly => Some(MatcherKind::ContainerdOnly),
+            MatcherChoice::ContainerdStrict => Some(MatcherKind::ContainerdStrict),
+            MatcherChoice::Crio => Some(MatcherKind::CriO),
+        }
+    }
+}
+
+/// The platform check, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformSettings {
+    pub enabled: bool,
+    /// Fixed node platforms instead of watching Nodes (for clusters where pullcheck may not).
+    pub nodes: Vec<Platform>,
+    pub matcher: MatcherChoice,
+    /// Also read single-platform images' configs to warn about exec format errors.
+    pub check_single_manifests: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +321,15 @@ impl FileConfig {
                     .kubernetes
                     .request_timeout
                     .or(self.kubernetes.request_timeout),
+            },
+            platforms: PlatformsFile {
+                enabled: over.platforms.enabled.or(self.platforms.enabled),
+                nodes: over.platforms.nodes.or(self.platforms.nodes),
+                matcher: over.platforms.matcher.or(self.platforms.matcher),
+                check_single_manifests: over
+                    .platforms
+                    .check_single_manifests
+                    .or(self.platforms.check_single_manifests),
             },
             node_credentials: NodeCredentialsFile {
                 docker_config: over
@@ -379,6 +434,22 @@ impl Settings {
                 *slot = d;
             }
         }
+        let p = merged.platforms;
+        let nodes = p
+            .nodes
+            .unwrap_or_default()
+            .iter()
+            .map(|spec| {
+                Platform::parse(spec)
+                    .map_err(|e| ConfigError::Invalid(format!("platforms.nodes: {spec:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let platforms = PlatformSettings {
+            enabled: p.enabled.unwrap_or(true),
+            nodes,
+            matcher: p.matcher.unwrap_or(MatcherChoice::Auto),
+            check_single_manifests: p.check_single_manifests.unwrap_or(true),
+        };
         let defaults = PolicySettings::default();
         Ok(Settings {
             listen: args.listen,
@@ -397,6 +468,7 @@ impl Settings {
             cluster,
             node_docker_config: merged.node_credentials.docker_config,
             node_registries: merged.node_credentials.registries.unwrap_or_default(),
+            platforms,
         })
     }
 }

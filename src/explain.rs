@@ -263,7 +263,12 @@ pub async fn explain(
         };
         let deadline = tokio::time::Instant::now() + checker.budget();
         let checked = checker
-            .check_images(std::slice::from_ref(&image_use), credentials, deadline)
+            .check_images(
+                std::slice::from_ref(&image_use),
+                credentials,
+                None,
+                deadline,
+            )
             .await;
         if let Some(c) = checked.get(image) {
             let digest = match &c.outcome {

@@ -104,11 +104,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
     )
     .with_node_credentials(node_credentials(&settings)?);
-    if let Some(client) = kube_client(settings.kubernetes).await? {
+    let client = kube_client(settings.kubernetes).await?;
+    if let Some(client) = &client {
         checker = checker.with_cluster(credentials::cluster::ClusterReader::new(
-            client,
+            client.clone(),
             settings.cluster,
         ));
+    }
+    if let Some(nodes) = node_set(&settings.platforms, client) {
+        checker = checker.with_nodes(nodes, settings.platforms.check_single_manifests);
     }
     let checker = Arc::new(checker);
     let readiness = server::Readiness::default();
@@ -148,6 +152,30 @@ async fn kube_client(mode: config::KubernetesMode) -> anyhow::Result<Option<kube
         Err(e) => {
             tracing::warn!(error = %e, "no Kubernetes API configuration found: pull secrets are not read, images are checked anonymously");
             Ok(None)
+        }
+    }
+}
+
+/// Where node platforms come from: configuration, a watch on Nodes, or nowhere (no check).
+fn node_set(
+    settings: &config::PlatformSettings,
+    client: Option<kube::Client>,
+) -> Option<nodes::NodeSet> {
+    if !settings.enabled {
+        return None;
+    }
+    let matcher = settings.matcher.kind();
+    if !settings.nodes.is_empty() {
+        return Some(nodes::NodeSet::fixed(
+            settings.nodes.clone(),
+            matcher.unwrap_or(platform::MatcherKind::ContainerdOnly),
+        ));
+    }
+    match client {
+        Some(client) => Some(nodes::NodeSet::watch(client, matcher)),
+        None => {
+            tracing::info!("no Kubernetes API and no platforms.nodes: platforms are not checked");
+            None
         }
     }
 }

@@ -3,6 +3,8 @@
 use crate::admission::extract::ImageUse;
 use crate::credentials::keyring;
 use crate::credentials::resolve::{PodCredentials, SecretNote};
+use crate::placement::Target;
+use crate::platform::Platform;
 use crate::reason::{Reason, ReasonClass};
 use crate::reference::{ImageRef, PullPolicy, ReferenceError};
 use crate::registry::{RegistryError, Resolved, Unreachable};
@@ -74,6 +76,8 @@ pub enum CheckOutcome {
         resolved: Resolved,
         /// Where the credential that worked came from (`None`: anonymous).
         credential_source: Option<String>,
+        /// Whether the pod's nodes can pull and run it.
+        platforms: PlatformCheck,
     },
     Invalid(ReferenceError),
     Failed {
@@ -96,9 +100,40 @@ pub enum CheckOutcome {
     NodeCredentials,
 }
 
+/// The platform check of an image that exists.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum PlatformCheck {
+    /// No node information, an answer without digest, or the check is off.
+    #[default]
+    NotChecked,
+    /// Every platform the pod can land on is provided.
+    Covered,
+    /// An index that provides none of them: every pull fails with "no match for platform in
+    /// manifest".
+    Missing {
+        provided: Vec<Platform>,
+        missing: Vec<Target>,
+    },
+    /// An index that provides some: pods fail on the nodes whose platform is missing.
+    Partial {
+        provided: Vec<Target>,
+        missing: Vec<Target>,
+    },
+    /// A single-platform image built for a platform none of these nodes runs: the pull works
+    /// (containerd does not check a top-level manifest) and the container fails to start.
+    SingleMismatch {
+        image: Platform,
+        targets: Vec<Target>,
+    },
+}
+
 impl CheckOutcome {
     pub fn reason(&self) -> Reason {
         match self {
+            CheckOutcome::Found {
+                platforms: PlatformCheck::Missing { .. },
+                ..
+            } => Reason::PlatformMissing,
             CheckOutcome::Found { .. } => Reason::Ok,
             CheckOutcome::Invalid(_) => Reason::InvalidReference,
             CheckOutcome::Failed { error, .. } => error.reason(),
@@ -134,6 +169,14 @@ pub fn findings(
             message: format!("{what}: {}", describe(image, outcome, credentials)),
         });
     }
+    if let CheckOutcome::Found { platforms, .. } = outcome {
+        if let Some((reason, text)) = platform_advice(platforms) {
+            out.push(Finding {
+                reason,
+                message: format!("{what}: {text}"),
+            });
+        }
+    }
     if let (Some(image), CheckOutcome::Found { resolved, .. }) = (image, outcome) {
         if let Some(advice) = mutable_tag_advice(image_use, image, resolved, settings) {
             out.push(Finding {
@@ -153,6 +196,24 @@ fn describe(
     let registry = image.map_or("the registry", ImageRef::containerd_hostname);
     let repo = image.map_or("", ImageRef::repository);
     match outcome {
+        CheckOutcome::Found {
+            platforms: PlatformCheck::Missing { provided, missing },
+            resolved,
+            ..
+        } => format!(
+            "no manifest for {} in the image index{}, which provides {}; every pull fails with \
+             \"no match for platform in manifest\". Build the image for that platform (docker \
+             buildx build --platform {}) or pin the pod to the platforms it has with a \
+             nodeSelector on kubernetes.io/arch",
+            targets_text(missing),
+            resolved
+                .digest
+                .as_deref()
+                .map(|d| format!(" {d}"))
+                .unwrap_or_default(),
+            platforms_text(provided),
+            buildx_platforms(provided, missing),
+        ),
         CheckOutcome::Found { .. } => String::new(),
         CheckOutcome::Invalid(e) => format!(
             "not a valid image reference ({e}); the kubelet would report InvalidImageName. \
@@ -198,6 +259,87 @@ fn describe(
              config or a credential provider), which pullcheck cannot see"
         ),
     }
+}
+
+/// Warnings about platforms for an image that exists: some nodes lack it, or it cannot run.
+fn platform_advice(check: &PlatformCheck) -> Option<(Reason, String)> {
+    match check {
+        PlatformCheck::Partial { provided, missing } => Some((
+            Reason::PlatformPartial,
+            format!(
+                "the image index has no manifest for {}, only for {}: pods scheduled on those \
+                 nodes fail with \"no match for platform in manifest\". Add a nodeSelector on \
+                 kubernetes.io/arch for the platforms it has, or build it for all of them \
+                 (docker buildx build --platform {})",
+                targets_text(missing),
+                targets_text(provided),
+                buildx_platforms(
+                    &provided
+                        .iter()
+                        .map(|t| t.platform.clone())
+                        .collect::<Vec<_>>(),
+                    missing
+                ),
+            ),
+        )),
+        PlatformCheck::SingleMismatch { image, targets } => Some((
+            Reason::PlatformMismatch,
+            format!(
+                "the image is built for {image} only, but the pod can run on {}: the pull \
+                 succeeds and the container fails to start (exec format error). Build it for \
+                 those platforms or pin the pod with a nodeSelector on kubernetes.io/arch",
+                targets_text(targets)
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// `linux/arm64/v8 (2 nodes)`, joined.
+fn targets_text(targets: &[Target]) -> String {
+    targets
+        .iter()
+        .map(|t| match t.nodes {
+            0 => format!("{} (the pod's nodeSelector)", t.platform),
+            1 => format!("{} (1 node)", t.platform),
+            n => format!("{} ({n} nodes)", t.platform),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn platforms_text(platforms: &[Platform]) -> String {
+    let named: Vec<String> = platforms
+        .iter()
+        .filter(|p| !p.is_attestation())
+        .map(ToString::to_string)
+        .collect();
+    if named.is_empty() {
+        "no platform at all".into()
+    } else {
+        named.join(", ")
+    }
+}
+
+/// The `--platform` list a multi-platform build needs: what it has plus what is missing.
+fn buildx_platforms(provided: &[Platform], missing: &[Target]) -> String {
+    let mut all: Vec<String> = provided
+        .iter()
+        .filter(|p| !p.is_attestation())
+        .chain(missing.iter().map(|t| &t.platform))
+        .map(|p| {
+            let mut s = format!("{}/{}", p.os, p.architecture);
+            if let Some(v) = &p.variant {
+                if p.architecture == "arm" {
+                    s.push_str(&format!("/{v}"));
+                }
+            }
+            s
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    all.join(",")
 }
 
 /// Why an anonymous pull happened although the pod may have meant to authenticate: keys that
@@ -493,6 +635,7 @@ mod tests {
                 media_type: None,
             },
             credential_source: None,
+            platforms: PlatformCheck::NotChecked,
         }
     }
 

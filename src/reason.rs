@@ -38,10 +38,16 @@ pub enum Reason {
     CredentialsUnknown,
     /// Nodes pull from this registry with their own credentials; not checked.
     NodeCredentials,
+    /// The image index has no manifest for any platform the pod can land on.
+    PlatformMissing,
+    /// The image index lacks some of the pod's platforms.
+    PlatformPartial,
+    /// A single-platform image none of the pod's nodes can run (exec format error).
+    PlatformMismatch,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Ok,
         Reason::InvalidReference,
         Reason::TagNotFound,
@@ -57,6 +63,9 @@ impl Reason {
         Reason::SecretIgnored,
         Reason::CredentialsUnknown,
         Reason::NodeCredentials,
+        Reason::PlatformMissing,
+        Reason::PlatformPartial,
+        Reason::PlatformMismatch,
     ];
 
     /// Stable snake_case label used in metrics, logs, audit annotations and JSON output.
@@ -77,6 +86,9 @@ impl Reason {
             Reason::SecretIgnored => "secret_ignored",
             Reason::CredentialsUnknown => "credentials_unknown",
             Reason::NodeCredentials => "node_credentials",
+            Reason::PlatformMissing => "platform_missing",
+            Reason::PlatformPartial => "platform_partial",
+            Reason::PlatformMismatch => "platform_mismatch",
         }
     }
 
@@ -85,11 +97,14 @@ impl Reason {
     pub fn class(self) -> ReasonClass {
         match self {
             Reason::Ok => ReasonClass::Pass,
-            Reason::MutableTag | Reason::SecretIgnored | Reason::NodeCredentials => {
-                ReasonClass::Advice
-            }
+            Reason::MutableTag
+            | Reason::SecretIgnored
+            | Reason::NodeCredentials
+            | Reason::PlatformPartial
+            | Reason::PlatformMismatch => ReasonClass::Advice,
             Reason::InvalidReference
             | Reason::SecretInvalid
+            | Reason::PlatformMissing
             | Reason::TagNotFound
             | Reason::RepositoryNotFound
             | Reason::Unauthorized

@@ -13,10 +13,14 @@ use crate::credentials::pod::{secret_refs, SecretRefs};
 use crate::credentials::resolve::{self, PodCredentials};
 use crate::credentials::{Credential, Fingerprint};
 use crate::metrics::{Decision, DecisionLabels, Metrics, ReasonLabels, ReviewLabels};
+use crate::nodes::NodeSet;
+use crate::placement::{self, Candidates, Target};
+use crate::policy::PlatformCheck;
 use crate::policy::{self, CheckOutcome, Finding, Mode, PolicySettings, Verdict};
 use crate::reference::{ImageRef, PullPolicy};
-use crate::registry::{RegistryClient, RegistryError};
+use crate::registry::{self, Content, RegistryClient, RegistryError, Resolved};
 use extract::{ExtractError, ImageUse, WorkloadKind};
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +47,8 @@ pub struct Plan {
     pub kind: Option<WorkloadKind>,
     /// Where the pod's pull secrets come from (`None` when nothing is checked).
     pub secrets: Option<SecretRefs>,
+    /// The pod (template) spec, for placement.
+    pub spec: Option<PodSpec>,
     /// Image uses to check, in object order.
     pub uses: Vec<ImageUse>,
     /// Said to the user whatever the checks find (unsupported kind, unreadable object).
@@ -54,6 +60,7 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     let mut plan = Plan {
         kind: None,
         secrets: None,
+        spec: None,
         uses: Vec::new(),
         notes: Vec::new(),
     };
@@ -105,6 +112,7 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
         .filter(|u| u.pull_policy != PullPolicy::Never)
         .cloned()
         .collect();
+    plan.spec = Some(workload.spec);
     plan
 }
 
@@ -127,6 +135,10 @@ pub struct Checker {
     cache: AnswerCache,
     cluster: Option<ClusterReader>,
     node: NodeCredentials,
+    /// The cluster's nodes, for the platform check (none: not checked).
+    nodes: Option<NodeSet>,
+    /// Also read single-platform images' configs (exec format error warnings).
+    single_manifests: bool,
     policy: PolicySettings,
     budget: Duration,
     metrics: Arc<Metrics>,
@@ -152,6 +164,8 @@ impl Checker {
             cache,
             cluster: None,
             node: NodeCredentials::default(),
+            nodes: None,
+            single_manifests: true,
             policy,
             budget,
             metrics,
@@ -162,6 +176,13 @@ impl Checker {
     /// checked anonymously and secrets a pod lists are named in a warning as not read.
     pub fn with_cluster(mut self, reader: ClusterReader) -> Self {
         self.cluster = Some(reader);
+        self
+    }
+
+    /// Checks images against the platforms of the nodes pods can land on.
+    pub fn with_nodes(mut self, nodes: NodeSet, single_manifests: bool) -> Self {
+        self.nodes = Some(nodes);
+        self.single_manifests = single_manifests;
         self
     }
 
@@ -209,7 +230,10 @@ impl Checker {
                 let credentials = self
                     .pod_credentials(namespace, refs.clone(), deadline)
                     .await;
-                let checked = self.check_images(&plan.uses, &credentials, deadline).await;
+                let targets = self.targets(plan.spec.as_ref());
+                let checked = self
+                    .check_images(&plan.uses, &credentials, targets.as_deref(), deadline)
+                    .await;
                 (credentials, checked)
             }
             _ => (PodCredentials::anonymous(namespace), HashMap::new()),
@@ -226,6 +250,15 @@ impl Checker {
         let response = respond(&request, &verdict, &plan.uses, &checked);
         self.record(&request, mode, &plan, &findings, &verdict, started);
         Ok(response.into_review())
+    }
+
+    /// The platforms the pod can land on, when nodes are known.
+    pub fn targets(&self, spec: Option<&PodSpec>) -> Option<Vec<Target>> {
+        let (nodes, spec) = (self.nodes.as_ref()?, spec?);
+        match placement::candidates(spec, &nodes.snapshot()) {
+            Candidates::Known(targets) if !targets.is_empty() => Some(targets),
+            _ => None,
+        }
     }
 
     /// The pod's secrets, read within the review budget.
@@ -256,6 +289,7 @@ impl Checker {
         &self,
         uses: &[ImageUse],
         credentials: &PodCredentials,
+        targets: Option<&[Target]>,
         deadline: tokio::time::Instant,
     ) -> HashMap<String, Checked> {
         let mut distinct: Vec<&str> = uses.iter().map(|u| u.image.as_str()).collect();
@@ -268,7 +302,9 @@ impl Checker {
                     outcome: CheckOutcome::Invalid(e),
                 },
                 Ok(parsed) => {
-                    let outcome = self.check_parsed(&parsed, credentials, deadline).await;
+                    let outcome = self
+                        .check_parsed(&parsed, credentials, targets, deadline)
+                        .await;
                     Checked {
                         image: Some(parsed),
                         outcome,
@@ -293,6 +329,7 @@ impl Checker {
         &self,
         image: &ImageRef,
         credentials: &PodCredentials,
+        targets: Option<&[Target]>,
         deadline: tokio::time::Instant,
     ) -> CheckOutcome {
         if !credentials.invalid.is_empty() {
@@ -329,7 +366,29 @@ impl Checker {
         {
             return CheckOutcome::NodeCredentials;
         }
-        match tokio::time::timeout_at(deadline, self.check_one(image, &matched)).await {
+        let checking = async {
+            match self.check_one(image, &matched).await {
+                Err((error, credential)) => CheckOutcome::Failed {
+                    error,
+                    credential_source: credential.map(|c| c.source().to_string()),
+                },
+                Ok((resolved, credential)) => {
+                    let platforms = match targets {
+                        Some(targets) => {
+                            self.check_platforms(image, &resolved, credential, targets)
+                                .await
+                        }
+                        None => PlatformCheck::NotChecked,
+                    };
+                    CheckOutcome::Found {
+                        resolved,
+                        credential_source: credential.map(|c| c.source().to_string()),
+                        platforms,
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, checking).await {
             Ok(outcome) => outcome,
             Err(_) => CheckOutcome::TimedOut {
                 budget: self.budget,
@@ -339,47 +398,91 @@ impl Checker {
 
     /// The kubelet's rule: with no matching credentials one anonymous pull; otherwise each
     /// credential in order, the first success wins, and no anonymous attempt after them
-    /// (`kuberuntime_image.go` PullImage).
-    async fn check_one(&self, image: &ImageRef, credentials: &[Credential]) -> CheckOutcome {
-        if credentials.is_empty() {
-            return match self.attempt(image, None).await {
-                Ok(resolved) => CheckOutcome::Found {
-                    resolved,
-                    credential_source: None,
-                },
-                Err(error) => CheckOutcome::Failed {
-                    error,
-                    credential_source: None,
-                },
-            };
-        }
-        let mut first_failure: Option<(RegistryError, String)> = None;
-        for credential in credentials {
-            match self.attempt(image, Some(credential)).await {
-                Ok(resolved) => {
-                    return CheckOutcome::Found {
-                        resolved,
-                        credential_source: Some(credential.source().to_string()),
-                    }
-                }
+    /// (`kuberuntime_image.go` PullImage). A failure reports the first credential's error,
+    /// the one the user most likely meant.
+    async fn check_one<'c>(
+        &self,
+        image: &ImageRef,
+        credentials: &'c [Credential],
+    ) -> Result<(Resolved, Option<&'c Credential>), (RegistryError, Option<&'c Credential>)> {
+        let attempts: Vec<Option<&Credential>> = if credentials.is_empty() {
+            vec![None]
+        } else {
+            credentials.iter().map(Some).collect()
+        };
+        let mut first_failure = None;
+        for credential in attempts {
+            match self.attempt(image, credential).await {
+                Ok(resolved) => return Ok((resolved, credential)),
                 Err(error) => {
-                    first_failure.get_or_insert((error, credential.source().to_string()));
+                    first_failure.get_or_insert((error, credential));
                 }
             }
         }
-        match first_failure {
-            Some((error, source)) => CheckOutcome::Failed {
-                error,
-                credential_source: Some(source),
+        Err(first_failure.unwrap_or((
+            RegistryError::Protocol {
+                detail: "no attempt was made".into(),
             },
-            // Unreachable: `credentials` was not empty.
-            None => CheckOutcome::Failed {
-                error: RegistryError::Unauthorized {
-                    with_credentials: true,
-                    detail: None,
-                },
-                credential_source: None,
-            },
+            None,
+        )))
+    }
+
+    /// Whether the pod's possible nodes can pull (index) and run (single manifest) what the
+    /// tag resolved to. Content is fetched with the credential that resolved it.
+    async fn check_platforms(
+        &self,
+        image: &ImageRef,
+        resolved: &Resolved,
+        credential: Option<&Credential>,
+        targets: &[Target],
+    ) -> PlatformCheck {
+        let (Some(digest), Some(media_type)) = (&resolved.digest, &resolved.media_type) else {
+            return PlatformCheck::NotChecked;
+        };
+        if !registry::content::is_index(media_type) && !self.single_manifests {
+            return PlatformCheck::NotChecked;
+        }
+        let content = match self
+            .registry
+            .content(image, digest, media_type, credential)
+            .await
+        {
+            Ok(content) => content,
+            Err(error) => {
+                // The image exists; failing to read its platforms is no reason to block it.
+                tracing::warn!(image = %image, %error, "could not read the image's platforms");
+                return PlatformCheck::NotChecked;
+            }
+        };
+        match &*content {
+            Content::Index { platforms } => {
+                let coverage = placement::coverage(platforms, targets);
+                // A fallback match pulls (the node's own matcher accepts it).
+                let mut provided = coverage.provided;
+                provided.extend(coverage.fallback_only);
+                match (provided.is_empty(), coverage.missing.is_empty()) {
+                    (_, true) => PlatformCheck::Covered,
+                    (true, false) => PlatformCheck::Missing {
+                        provided: platforms.clone(),
+                        missing: coverage.missing,
+                    },
+                    (false, false) => PlatformCheck::Partial {
+                        provided,
+                        missing: coverage.missing,
+                    },
+                }
+            }
+            Content::Image { platform } => {
+                let targets = placement::single_platform_mismatch(platform, targets);
+                if targets.is_empty() {
+                    PlatformCheck::Covered
+                } else {
+                    PlatformCheck::SingleMismatch {
+                        image: platform.clone(),
+                        targets,
+                    }
+                }
+            }
         }
     }
 
@@ -388,7 +491,7 @@ impl Checker {
         &self,
         image: &ImageRef,
         credential: Option<&Credential>,
-    ) -> Result<crate::registry::Resolved, RegistryError> {
+    ) -> Result<Resolved, RegistryError> {
         let key = CacheKey {
             reference: image.docker_ref_string(),
             credential: Fingerprint::of(credential),
@@ -497,6 +600,7 @@ pub fn respond(
             let CheckOutcome::Found {
                 resolved,
                 credential_source,
+                ..
             } = &c.outcome
             else {
                 return None;

@@ -17,6 +17,8 @@ pub struct Platform {
     pub os: String,
     pub arch: String,
     pub variant: Option<String>,
+    /// `os.version`, for Windows images (e.g. `10.0.20348.2655`).
+    pub os_version: Option<String>,
 }
 
 impl Platform {
@@ -25,7 +27,13 @@ impl Platform {
             os: os.to_string(),
             arch: arch.to_string(),
             variant: variant.map(str::to_string),
+            os_version: None,
         }
+    }
+
+    pub fn with_os_version(mut self, version: &str) -> Platform {
+        self.os_version = Some(version.to_string());
+        self
     }
 
     /// `os/arch` or `os/arch/variant`.
@@ -64,6 +72,9 @@ impl Platform {
         let mut platform = json!({"architecture": self.arch, "os": self.os});
         if let Some(variant) = &self.variant {
             platform["variant"] = json!(variant);
+        }
+        if let Some(version) = &self.os_version {
+            platform["os.version"] = json!(version);
         }
         platform
     }
