@@ -114,24 +114,17 @@ impl ClusterReader {
         namespace: &str,
         name: &str,
     ) -> Result<Arc<SecretLookup>, ReadError> {
-        let key = (namespace.to_string(), name.to_string());
-        let settings = self.settings;
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        self.secrets
-            .try_get_with(key, async move {
-                let found = get(&api, "secret", namespace, name, settings.request_timeout).await?;
-                let (value, ttl) = match found {
-                    None => (SecretLookup::Missing, settings.missing_ttl),
-                    Some(secret) => (classify_secret(&secret), settings.ttl),
-                };
-                Ok(Timed {
-                    value: Arc::new(value),
-                    ttl,
-                })
-            })
-            .await
-            .map(|t| t.value)
-            .map_err(|e: Arc<ReadError>| (*e).clone())
+        self.read(
+            &self.secrets,
+            "secret",
+            namespace,
+            name,
+            |found| match found {
+                None => SecretLookup::Missing,
+                Some(secret) => classify_secret(&secret),
+            },
+        )
+        .await
     }
 
     pub async fn service_account(
@@ -139,35 +132,57 @@ impl ClusterReader {
         namespace: &str,
         name: &str,
     ) -> Result<Arc<AccountLookup>, ReadError> {
+        self.read(
+            &self.accounts,
+            "service account",
+            namespace,
+            name,
+            |found: Option<ServiceAccount>| match found {
+                None => AccountLookup::Missing,
+                Some(sa) => AccountLookup::PullSecrets(
+                    sa.image_pull_secrets
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| r.name)
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                ),
+            },
+        )
+        .await
+    }
+
+    /// GET one object through `cache`: concurrent reads of the same name share one request,
+    /// "not found" is kept for `missing_ttl`, errors are not kept at all.
+    async fn read<K, T>(
+        &self,
+        cache: &moka::future::Cache<Key, Timed<T>>,
+        what: &'static str,
+        namespace: &str,
+        name: &str,
+        convert: impl FnOnce(Option<K>) -> T,
+    ) -> Result<Arc<T>, ReadError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+        T: Send + Sync + 'static,
+    {
         let key = (namespace.to_string(), name.to_string());
         let settings = self.settings;
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
-        self.accounts
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        cache
             .try_get_with(key, async move {
-                let found = get(
-                    &api,
-                    "service account",
-                    namespace,
-                    name,
-                    settings.request_timeout,
-                )
-                .await?;
-                let (value, ttl) = match found {
-                    None => (AccountLookup::Missing, settings.missing_ttl),
-                    Some(sa) => (
-                        AccountLookup::PullSecrets(
-                            sa.image_pull_secrets
-                                .unwrap_or_default()
-                                .into_iter()
-                                .map(|r| r.name)
-                                .filter(|n| !n.is_empty())
-                                .collect(),
-                        ),
-                        settings.ttl,
-                    ),
+                let found = get(&api, what, namespace, name, settings.request_timeout).await?;
+                let ttl = if found.is_some() {
+                    settings.ttl
+                } else {
+                    settings.missing_ttl
                 };
                 Ok(Timed {
-                    value: Arc::new(value),
+                    value: Arc::new(convert(found)),
                     ttl,
                 })
             })
