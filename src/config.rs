@@ -592,6 +592,38 @@ mod tests {
     }
 
     #[test]
+    fn reads_platform_and_credential_settings() {
+        let file = "platforms:\n  nodes: [linux/amd64, linux/arm64/v8]\n  matcher: containerdStrict\n  checkSingleManifests: false\nnodeCredentials:\n  registries: ['*.dkr.ecr.*.amazonaws.com']\nkubernetes:\n  enabled: off\n  cacheTtl: 1m\n";
+        let s = Settings::build(&args(&[]), Some((file, "f.yaml"))).expect("file");
+        let nodes: Vec<String> = s.platforms.nodes.iter().map(ToString::to_string).collect();
+        assert_eq!(nodes, vec!["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(
+            s.platforms.matcher.kind(),
+            Some(MatcherKind::ContainerdStrict)
+        );
+        assert!(!s.platforms.check_single_manifests);
+        assert_eq!(
+            s.node_registries,
+            vec!["*.dkr.ecr.*.amazonaws.com".to_string()]
+        );
+        assert_eq!(s.kubernetes, KubernetesMode::Off);
+        assert_eq!(s.cluster.ttl, Duration::from_secs(60));
+        let defaults = Settings::build(&args(&[]), None).expect("defaults");
+        assert!(defaults.platforms.enabled && defaults.platforms.check_single_manifests);
+        assert_eq!(defaults.platforms.matcher, MatcherChoice::Auto);
+        let err = Settings::build(
+            &args(&[]),
+            Some(("platforms:\n  nodes: [linux]\n", "f.yaml")),
+        )
+        .expect_err("bad platform")
+        .to_string();
+        assert!(
+            err.contains("platforms.nodes") && err.contains("linux"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn parses_durations() {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));

@@ -16,8 +16,10 @@
 //!
 //! All mismatches are collected and reported together.
 
-use std::path::PathBuf;
 
+mod common;
+
+use common::vectors::{self, Checker};
 use pullcheck::platform::{
     match_quality, matches, node_platform, MatchQuality, MatcherKind, Platform,
 };
@@ -26,52 +28,7 @@ use serde_json::Value;
 const MATRIX_ROWS: usize = 161;
 
 fn load_vectors() -> Option<Value> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/platform_cases.json");
-    if !path.exists() {
-        eprintln!(
-            "skipping platform conformance: {} not present",
-            path.display()
-        );
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).expect("read platform_cases.json");
-    Some(serde_json::from_str(&text).expect("parse platform_cases.json"))
-}
-
-/// Collects mismatches instead of stopping at the first.
-#[derive(Default)]
-struct Checker {
-    checked: usize,
-    failures: Vec<String>,
-}
-
-impl Checker {
-    fn eq<T: PartialEq + std::fmt::Debug>(&mut self, context: &str, got: T, want: T) {
-        self.checked += 1;
-        if got != want {
-            self.failures.push(format!(
-                "{context}\n      got:  {got:?}\n      want: {want:?}"
-            ));
-        }
-    }
-
-    fn fail(&mut self, context: &str, message: &str) {
-        self.checked += 1;
-        self.failures.push(format!("{context}: {message}"));
-    }
-
-    fn finish(self, what: &str) {
-        assert!(self.checked > 0, "{what}: nothing was checked");
-        assert!(
-            self.failures.is_empty(),
-            "{what}: {} of {} checks failed:\n  {}",
-            self.failures.len(),
-            self.checked,
-            self.failures.join("\n  ")
-        );
-        eprintln!("{what}: {} checks passed", self.checked);
-    }
+    vectors::load("platform_cases.json")
 }
 
 fn platform_of(value: &Value) -> Result<Platform, String> {

@@ -20,9 +20,11 @@
 //!
 //! All mismatches are collected and reported together.
 
-use std::fmt::Debug;
-use std::path::PathBuf;
+mod common;
 
+use std::fmt::Debug;
+
+use common::vectors::{self, Checker};
 use pullcheck::reference::{
     self, default_pull_policy, grammar, kubelet_cri_image, validate_digest, DigestAlgorithms,
     ImageRef, ParsedReference, ReferenceError,
@@ -32,49 +34,7 @@ use serde_json::{json, Map, Value};
 const UPSTREAM: DigestAlgorithms = DigestAlgorithms::SHA256_ONLY;
 
 fn load_vectors() -> Option<Value> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/reference_cases.json");
-    if !path.exists() {
-        eprintln!("skipping: ../shared/vectors not present");
-        return None;
-    }
-    let text = std::fs::read_to_string(&path).expect("read reference_cases.json");
-    Some(serde_json::from_str(&text).expect("parse reference_cases.json"))
-}
-
-/// Collects mismatches instead of stopping at the first.
-#[derive(Default)]
-struct Checker {
-    checked: usize,
-    failures: Vec<String>,
-}
-
-impl Checker {
-    fn eq<T: PartialEq + Debug>(&mut self, context: &str, got: T, want: T) {
-        self.checked += 1;
-        if got != want {
-            self.failures.push(format!(
-                "{context}\n      got:  {got:?}\n      want: {want:?}"
-            ));
-        }
-    }
-
-    fn fail(&mut self, context: &str, message: &str) {
-        self.checked += 1;
-        self.failures.push(format!("{context}: {message}"));
-    }
-
-    fn finish(self, what: &str) {
-        assert!(self.checked > 0, "{what}: nothing was checked");
-        assert!(
-            self.failures.is_empty(),
-            "{what}: {} of {} checks failed:\n  {}",
-            self.failures.len(),
-            self.checked,
-            self.failures.join("\n  ")
-        );
-        eprintln!("{what}: {} checks passed", self.checked);
-    }
+    vectors::load("reference_cases.json")
 }
 
 fn s<'a>(case: &'a Value, key: &str) -> &'a str {

@@ -23,6 +23,7 @@ mod registry;
 mod server;
 mod timefmt;
 mod token;
+pub mod vectors;
 pub mod webhook;
 
 pub use fake::{FakeRegistry, FakeRequest, RecordedRequest, Reply};
