@@ -5,14 +5,20 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use kube::core::DynamicObject;
-use pullcheck::admission::{collect_findings, plan, respond, Checked};
+use pullcheck::admission::{collect_findings, plan, respond, Checked, Checker};
+use pullcheck::cache::{AnswerCache, CacheKey, CacheSettings};
 use pullcheck::credentials::resolve::PodCredentials;
+use pullcheck::credentials::Fingerprint;
+use pullcheck::metrics::Metrics;
 use pullcheck::policy::{decide, CheckOutcome, Mode, PlatformCheck, PolicySettings};
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::Resolved;
+use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::json;
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn deployment_review() -> Vec<u8> {
     let containers: Vec<_> = [
@@ -127,5 +133,60 @@ fn review_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, review_path);
+/// A whole review through `Checker::review` whose five images are already in the answer cache
+/// (what every pod of a rollout after the first one costs): no network at all.
+fn cached_review(c: &mut Criterion) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let body = deployment_review();
+    let request = serde_json::from_slice::<AdmissionReview<DynamicObject>>(&body)
+        .expect("review")
+        .request
+        .expect("request");
+    let cache = AnswerCache::new(CacheSettings::default());
+    runtime.block_on(async {
+        for u in plan(&request).uses {
+            let image = ImageRef::parse_normalized(&u.image).expect("valid");
+            let key = CacheKey {
+                reference: image.docker_ref_string(),
+                credential: Fingerprint::anonymous(),
+            };
+            let answer = cache
+                .get_or_fetch(key, image.digest().is_some(), async {
+                    Ok(Resolved {
+                        digest: Some(format!("sha256:{}", "b".repeat(64))),
+                        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+                    })
+                })
+                .await;
+            assert!(answer.is_ok());
+        }
+    });
+    let checker = Checker::new(
+        RegistryClient::new(&RegistrySettings::default()).expect("client"),
+        cache,
+        PolicySettings::default(),
+        Duration::from_secs(5),
+        Arc::new(Metrics::new()),
+    );
+    // The cache really answers: a miss would try to reach registries that do not exist here.
+    let review = runtime
+        .block_on(checker.review(&body, Mode::Enforce))
+        .expect("review");
+    let response = review.response.expect("response");
+    assert!(response.allowed, "{:?}", response.result);
+    assert!(response.audit_annotations.contains_key("resolved-images"));
+    c.bench_function("cached_review_5_container_deployment", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(checker.review(black_box(&body), Mode::Enforce))
+                .expect("review")
+        })
+    });
+}
+
+criterion_group!(benches, review_path, cached_review);
 criterion_main!(benches);
