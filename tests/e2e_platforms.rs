@@ -1,0 +1,107 @@
+//! The platform check through the real binary: node platforms from configuration and from a
+//! watch on the (fake) API server.
+
+mod common;
+
+use common::apiserver::FakeApiServer;
+use common::webhook::{container, pod_spec, Review, WebhookOptions, Workload};
+use common::{Fixtures, RegistryAuth, TestRegistry};
+use serde_json::json;
+use std::time::Duration;
+
+fn pod(image: &str) -> Review {
+    Review::create(
+        Workload::Deployment,
+        Workload::Deployment.object("web", "prod", pod_spec(vec![container("app", image)])),
+    )
+}
+
+#[tokio::test]
+async fn configured_node_platforms_deny_an_index_without_them() {
+    let registry = TestRegistry::start(RegistryAuth::None).await;
+    Fixtures::seed(&registry).await;
+    let webhook = WebhookOptions::default()
+        .config("platforms:\n  nodes: [linux/amd64]\n")
+        .start()
+        .await;
+    let multi = webhook
+        .review(&pod(&registry.image(Fixtures::MULTI, "v1")))
+        .await;
+    assert!(multi.allowed(), "{}", multi.describe());
+    let arm = webhook
+        .review(&pod(&registry.image(Fixtures::ARM_ONLY, "v1")))
+        .await;
+    assert!(!arm.allowed());
+    assert!(
+        arm.message().contains("no manifest for linux/amd64"),
+        "{}",
+        arm.message()
+    );
+}
+
+#[tokio::test]
+async fn watched_nodes_are_used_and_follow_changes() {
+    let registry = TestRegistry::start(RegistryAuth::None).await;
+    Fixtures::seed(&registry).await;
+    let api = FakeApiServer::start();
+    let node = |name: &str, arch: &str| {
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
+            "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.22", "operatingSystem": "linux",
+                "architecture": arch, "kernelVersion": "6.1.0", "osImage": "Debian", "kubeletVersion": "v1.34.0",
+                "kubeProxyVersion": "", "machineID": "m", "systemUUID": "s", "bootID": "b"}}})
+    };
+    api.put(node("amd-1", "amd64"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path());
+    let webhook = WebhookOptions::default()
+        .env("KUBECONFIG", &kubeconfig.display().to_string())
+        .start()
+        .await;
+    let arm_only = pod(&registry.image(Fixtures::ARM_ONLY, "v1"));
+
+    let mut denied = None;
+    for _ in 0..50 {
+        let answer = webhook.review(&arm_only).await;
+        if !answer.allowed() {
+            denied = Some(answer);
+            break;
+        }
+        // The watch may not have listed yet: then platforms are not checked.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let denied = denied.expect("denied once the nodes are known");
+    assert!(
+        denied
+            .message()
+            .contains("no manifest for linux/amd64 (1 node)"),
+        "{}",
+        denied.message()
+    );
+
+    // An arm64 node joins: now some nodes can pull it.
+    api.put(node("arm-1", "arm64"));
+    let mut warned = None;
+    for _ in 0..50 {
+        let answer = webhook.review(&arm_only).await;
+        if answer.allowed() {
+            warned = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let warned = warned.expect("admitted once the arm64 node is seen");
+    assert!(
+        warned
+            .warnings()
+            .iter()
+            .any(|w| w.contains("only for linux/arm64/v8 (1 node)")),
+        "{:?}",
+        warned.warnings()
+    );
+    assert_eq!(
+        api.count_lists("/api/v1/nodes"),
+        1,
+        "nodes are watched, not listed per review"
+    );
+}
