@@ -1,0 +1,119 @@
+//! Credentials the webhook cannot see in the pod: a node docker config used as the node
+//! keyring (after the pod's secrets), and registries nodes pull with credential providers.
+
+mod common;
+
+use base64::Engine as _;
+use common::{Fixtures, RegistryAuth, TestRegistry};
+use pullcheck::admission::{Checker, NodeCredentials};
+use pullcheck::cache::{AnswerCache, CacheSettings};
+use pullcheck::credentials::dockerconfig;
+use pullcheck::credentials::keyring::Keyring;
+use pullcheck::metrics::Metrics;
+use pullcheck::policy::{Mode, PolicySettings};
+use pullcheck::registry::{RegistryClient, RegistrySettings};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn checker(registry: &TestRegistry, node: NodeCredentials) -> Checker {
+    common::install_crypto_provider();
+    Checker::new(
+        RegistryClient::new(&RegistrySettings {
+            extra_ca_files: vec![registry.ca_file().to_path_buf()],
+            ..RegistrySettings::default()
+        })
+        .expect("client"),
+        AnswerCache::new(CacheSettings::default()),
+        PolicySettings::default(),
+        Duration::from_secs(3),
+        Arc::new(Metrics::new()),
+    )
+    .with_node_credentials(node)
+}
+
+fn pod(image: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "n1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "prod", "name": "web", "operation": "CREATE", "userInfo": {"username": "dev"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod"},
+                       "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]}}}
+    }))
+    .expect("json")
+}
+
+async fn response(checker: &Checker, image: &str) -> Value {
+    let review = checker
+        .review(&pod(image), Mode::Enforce)
+        .await
+        .expect("review");
+    serde_json::to_value(&review).expect("json")["response"].clone()
+}
+
+#[tokio::test]
+async fn a_node_docker_config_is_the_node_keyring() {
+    let registry = TestRegistry::start(RegistryAuth::htpasswd(&[("node", "n0de-pass")])).await;
+    Fixtures::seed(&registry).await;
+    let auth = base64::engine::general_purpose::STANDARD.encode("node:n0de-pass");
+    let config = json!({"auths": {format!("https://{}", registry.addr()): {"auth": auth}}});
+    let entries = dockerconfig::parse_config_json(config.to_string().as_bytes()).expect("config");
+    let mut keyring = Keyring::new();
+    keyring.add("node docker config", &entries);
+    let checker = checker(
+        &registry,
+        NodeCredentials {
+            keyring: Some(keyring),
+            unchecked: Vec::new(),
+        },
+    );
+    let r = response(&checker, &registry.image(Fixtures::PRIVATE, "v1")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let audit = r["auditAnnotations"]["resolved-images"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(audit.contains("node docker config"), "{audit}");
+}
+
+#[tokio::test]
+async fn registries_nodes_reach_with_credential_providers_are_not_checked() {
+    let registry = TestRegistry::start(RegistryAuth::htpasswd(&[("node", "n0de-pass")])).await;
+    Fixtures::seed(&registry).await;
+    let before = registry.access_log().len();
+    // Keyring pattern syntax, as in the kubelet's credential provider `matchImages`.
+    let checker = checker(
+        &registry,
+        NodeCredentials {
+            keyring: None,
+            unchecked: vec![
+                "*.dkr.ecr.*.amazonaws.com".into(),
+                registry.addr().to_string(),
+            ],
+        },
+    );
+    let r = response(&checker, &registry.image(Fixtures::PRIVATE, "v1")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let warning = r["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("not checked") && warning.contains("their own credentials"),
+        "{warning}"
+    );
+    assert_eq!(
+        registry.access_log().len(),
+        before,
+        "no registry request for an unchecked host"
+    );
+
+    // Any other registry is still checked.
+    let other = TestRegistry::start(RegistryAuth::htpasswd(&[("x", "y")])).await;
+    let checker = checker(
+        &other,
+        NodeCredentials {
+            keyring: None,
+            unchecked: vec!["*.dkr.ecr.*.amazonaws.com".into()],
+        },
+    );
+    let r = response(&checker, &other.image("private/app", "v1")).await;
+    assert_eq!(r["allowed"], false, "{r}");
+}
