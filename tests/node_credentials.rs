@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn checker(registry: &TestRegistry, node: NodeCredentials) -> Checker {
+fn build_checker(registry: &TestRegistry, node: NodeCredentials) -> Checker {
     common::install_crypto_provider();
     Checker::new(
         RegistryClient::new(&RegistrySettings {
@@ -61,7 +61,7 @@ async fn a_node_docker_config_is_the_node_keyring() {
     let entries = dockerconfig::parse_config_json(config.to_string().as_bytes()).expect("config");
     let mut keyring = Keyring::new();
     keyring.add("node docker config", &entries);
-    let checker = checker(
+    let checker = build_checker(
         &registry,
         NodeCredentials {
             keyring: Some(keyring),
@@ -82,7 +82,7 @@ async fn registries_nodes_reach_with_credential_providers_are_not_checked() {
     Fixtures::seed(&registry).await;
     let before = registry.access_log().len();
     // Keyring pattern syntax, as in the kubelet's credential provider `matchImages`.
-    let checker = checker(
+    let checker = build_checker(
         &registry,
         NodeCredentials {
             keyring: None,
@@ -107,7 +107,7 @@ async fn registries_nodes_reach_with_credential_providers_are_not_checked() {
 
     // Any other registry is still checked.
     let other = TestRegistry::start(RegistryAuth::htpasswd(&[("x", "y")])).await;
-    let checker = checker(
+    let checker = build_checker(
         &other,
         NodeCredentials {
             keyring: None,
