@@ -21,6 +21,31 @@ pub enum Challenge {
     Basic,
 }
 
+impl Challenge {
+    /// What is worth remembering per registry: where and how to authenticate, without this
+    /// response's repository `scope` (we always ask for pull on the repository at hand) and
+    /// `error` parameter.
+    pub fn for_registry(&self) -> Challenge {
+        match self {
+            Challenge::Bearer { realm, service, .. } => Challenge::Bearer {
+                realm: realm.clone(),
+                service: service.clone(),
+                scope: None,
+                error: None,
+            },
+            Challenge::Basic => Challenge::Basic,
+        }
+    }
+
+    /// `insufficient_scope`, `invalid_token`, ... when the registry said why.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Challenge::Bearer { error, .. } => error.as_deref(),
+            Challenge::Basic => None,
+        }
+    }
+}
+
 /// Picks the challenge to answer from all `WWW-Authenticate` header values.
 /// Returns `None` when none is usable (no header, unknown schemes, Bearer without a realm).
 pub fn select<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {

@@ -34,6 +34,9 @@ application/vnd.oci.image.index.v1+json, */*";
 /// more is not trusted with our memory.
 const MAX_BODY: usize = 4 << 20;
 
+/// Registry tokens are JWTs of a few KiB; anything far larger is not kept in the token cache.
+const MAX_TOKEN: usize = 16 << 10;
+
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
     /// PEM files whose certificates are trusted in addition to the system roots.
@@ -126,7 +129,12 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             insecure: settings.insecure_registries.iter().cloned().collect(),
-            challenges: moka::sync::Cache::new(4096),
+            // Registries rarely change how they authenticate; when they do, a refused answer
+            // re-learns the challenge at once, and this bounds how long a stale one is kept.
+            challenges: moka::sync::Cache::builder()
+                .max_capacity(4096)
+                .time_to_live(Duration::from_secs(600))
+                .build(),
             tokens: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 // No token lives longer than this, whatever the token service says.
@@ -166,9 +174,7 @@ impl RegistryClient {
         }
         match resp.status() {
             s if s.is_success() => Ok(Resolved {
-                digest: header_str(&resp, "docker-content-digest")
-                    .map(str::to_owned)
-                    .or_else(|| image.digest().map(str::to_owned)),
+                digest: answered_digest(image, header_str(&resp, "docker-content-digest"))?,
                 media_type: header_str(&resp, header::CONTENT_TYPE.as_str())
                     .map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_owned()),
             }),
@@ -263,67 +269,63 @@ impl RegistryClient {
         target: &Target<'_>,
         credential: Option<&Credential>,
     ) -> Result<(Response, Option<String>), RegistryError> {
-        // With a known challenge, authorize up front: one round trip instead of two.
+        // A known challenge is answered up front: one round trip instead of two. But a known
+        // Basic challenge with no credential to answer it is not a refusal: the registry may
+        // allow anonymous reads of this repository (public/* open, private/* behind Basic), so
+        // that request goes out bare and the registry decides.
+        let mut known = self.challenges.get(&target.base);
         let mut authorization = None;
-        let mut may_retry = true;
-        if let Some(ch) = self.challenges.get(&target.base) {
-            let (value, cached) = self.answer(&ch, target, credential, false).await?;
-            authorization = Some(value);
-            // A token fetched just now that is refused will be refused again; a cached one
-            // may have expired or been revoked early, so it earns one fresh attempt.
-            may_retry = cached;
+        let mut answered_fresh = false;
+        if let Some(ch) = &known {
+            if credential.is_some() || matches!(ch, Challenge::Bearer { .. }) {
+                let (value, cached) = self.answer(ch, target, credential, false).await?;
+                authorization = Some(value);
+                answered_fresh = !cached;
+            }
         }
-        loop {
+        // At most three requests: bare (or with a cached answer), with a fresh answer, and once
+        // more if the registry changed how it wants to be asked in between.
+        for _ in 0..3 {
             let resp = self
                 .send(method.clone(), url, authorization.as_deref())
                 .await?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok((resp, authorization));
             }
+            let sent_credentials = credential.is_some() && authorization.is_some();
             let challenge = challenge::select(
                 resp.headers()
                     .get_all(header::WWW_AUTHENTICATE)
                     .iter()
                     .filter_map(|v| v.to_str().ok()),
             );
-            let sent_credentials = credential.is_some() && authorization.is_some();
             let Some(challenge) = challenge else {
                 return Err(RegistryError::Unauthorized {
                     with_credentials: sent_credentials,
                     detail: error_message(resp).await,
                 });
             };
-            if !may_retry {
-                // A 401 right after a fresh answer: the credentials are not good enough
-                // (containerd's `invalidAuthorization`); retrying would only repeat it.
-                let detail = match &challenge {
-                    Challenge::Bearer { error, .. } => error.clone(),
-                    Challenge::Basic => None,
-                };
+            let public = challenge.for_registry();
+            if answered_fresh && known.as_ref() == Some(&public) {
+                // Refused right after a fresh answer to the same challenge: the credentials
+                // are not good enough (containerd's `invalidAuthorization`).
                 return Err(RegistryError::Unauthorized {
-                    with_credentials: credential.is_some(),
-                    detail,
+                    with_credentials: sent_credentials,
+                    detail: challenge.error().map(str::to_owned),
                 });
             }
-            let public = match challenge {
-                Challenge::Bearer {
-                    realm,
-                    service,
-                    scope,
-                    ..
-                } => Challenge::Bearer {
-                    realm,
-                    service,
-                    scope,
-                    error: None,
-                },
-                Challenge::Basic => Challenge::Basic,
-            };
+            // First challenge, a cached token that expired early, or a registry that moved its
+            // token service: remember the challenge and answer it afresh.
             self.challenges.insert(target.base.clone(), public.clone());
             let (value, _) = self.answer(&public, target, credential, true).await?;
             authorization = Some(value);
-            may_retry = false;
+            answered_fresh = true;
+            known = Some(public);
         }
+        Err(RegistryError::Unauthorized {
+            with_credentials: credential.is_some(),
+            detail: None,
+        })
     }
 
     /// The `Authorization` header value that answers `challenge`, and whether it came from
@@ -426,8 +428,14 @@ impl RegistryClient {
             .ok_or_else(|| RegistryError::Protocol {
                 detail: "token service answered without a token".into(),
             })?;
-        // Default 60 s per the token spec; keep a margin so a token never expires in flight.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(10));
+        if value.len() > MAX_TOKEN {
+            return Err(RegistryError::Protocol {
+                detail: format!("token service answered a token of {} bytes", value.len()),
+            });
+        }
+        // Default 60 s per the token spec; bounded both ways whatever the service claims, with
+        // a margin so a token never expires in flight.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).clamp(10, 3600));
         Ok(Token {
             value: value.into(),
             expires: Instant::now() + lifetime - Duration::from_secs(5),
@@ -504,6 +512,28 @@ fn basic_auth(c: &Credential) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
     )
+}
+
+/// The digest a registry answered, checked: it lands in caches, audit annotations, messages and
+/// URLs, so it must be a well-formed digest, and for a digest reference the one asked for.
+fn answered_digest(
+    image: &ImageRef,
+    header: Option<&str>,
+) -> Result<Option<String>, RegistryError> {
+    let Some(answered) = header else {
+        // Older registries may omit it; a digest reference names its own.
+        return Ok(image.digest().map(str::to_owned));
+    };
+    crate::reference::validate_digest(answered, crate::reference::DigestAlgorithms::KUBELET)
+        .map_err(|e| RegistryError::Protocol {
+            detail: format!("Docker-Content-Digest is not a valid digest ({e})"),
+        })?;
+    match image.digest() {
+        Some(asked) if asked != answered => Err(RegistryError::Protocol {
+            detail: format!("asked for {asked}, the registry answered {answered}"),
+        }),
+        _ => Ok(Some(answered.to_owned())),
+    }
 }
 
 fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
