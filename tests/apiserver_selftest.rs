@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::apiserver::{FakeApiServer, FAKE_TOKEN};
+use common::eventually;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, ServiceAccount};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{reflector, watcher, WatchStreamExt as _};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 fn secret(namespace: &str, name: &str) -> serde_json::Value {
     json!({
@@ -30,20 +32,6 @@ fn node(name: &str, arch: &str) -> serde_json::Value {
         "metadata": {"name": name, "labels": {"kubernetes.io/arch": arch, "kubernetes.io/os": "linux"}},
         "status": {"nodeInfo": {"architecture": arch, "operatingSystem": "linux"}},
     })
-}
-
-/// Polls `condition` every 10 ms for up to `within`.
-async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn api_status(error: kube::Error) -> Box<kube::core::Status> {
@@ -65,6 +53,22 @@ impl Iterator for QuickBackoff {
 
 impl Backoff for QuickBackoff {
     fn reset(&mut self) {}
+}
+
+/// A reflector over every Node (with [`QuickBackoff`]), returned once its first list is in the
+/// store; it runs until the task is aborted.
+async fn node_reflector(fake: &FakeApiServer) -> (reflector::Store<Node>, JoinHandle<()>) {
+    let nodes: Api<Node> = Api::all(fake.client().await);
+    let (store, writer) = reflector::store::<Node>();
+    let stream = reflector(writer, watcher(nodes, watcher::Config::default()))
+        .backoff(QuickBackoff)
+        .applied_objects();
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+        .await
+        .expect("initial list within 5 s")
+        .expect("writer alive");
+    (store, task)
 }
 
 #[tokio::test]
@@ -277,17 +281,8 @@ async fn reflector_lists_then_sees_add_modify_delete_within_a_second() {
     let fake = FakeApiServer::start();
     fake.put(node("n1", "amd64"));
     fake.put(node("n2", "arm64"));
-    let nodes: Api<Node> = Api::all(fake.client().await);
-    let (store, writer) = reflector::store::<Node>();
-    let stream = reflector(writer, watcher(nodes, watcher::Config::default()))
-        .backoff(QuickBackoff)
-        .applied_objects();
-    let task = tokio::spawn(stream.for_each(|_| async {}));
+    let (store, task) = node_reflector(&fake).await;
 
-    tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-        .await
-        .expect("initial list within 5 s")
-        .expect("writer alive");
     assert_eq!(store.len(), 2);
     let list_rv = fake.resource_version().to_string();
     assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 1).await);
@@ -416,16 +411,7 @@ async fn watch_from_compacted_resource_version_gets_410_expired() {
 async fn reflector_relists_after_outage_when_its_resource_version_was_compacted() {
     let fake = FakeApiServer::start();
     fake.put(node("n1", "amd64"));
-    let nodes: Api<Node> = Api::all(fake.client().await);
-    let (store, writer) = reflector::store::<Node>();
-    let stream = reflector(writer, watcher(nodes, watcher::Config::default()))
-        .backoff(QuickBackoff)
-        .applied_objects();
-    let task = tokio::spawn(stream.for_each(|_| async {}));
-    tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-        .await
-        .expect("ready")
-        .expect("writer alive");
+    let (store, task) = node_reflector(&fake).await;
     assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 1).await);
 
     // While the watch is cut and re-watches fail, a node arrives and history is compacted, so

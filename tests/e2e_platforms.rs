@@ -4,9 +4,8 @@
 mod common;
 
 use common::apiserver::FakeApiServer;
-use common::webhook::{container, pod_spec, Review, WebhookOptions, Workload};
-use common::{Fixtures, RegistryAuth, TestRegistry};
-use serde_json::json;
+use common::webhook::{container, pod_spec, Answer, Review, Webhook, WebhookOptions, Workload};
+use common::{linux_node, Fixtures, RegistryAuth, TestRegistry};
 use std::time::Duration;
 
 fn pod(image: &str) -> Review {
@@ -14,6 +13,19 @@ fn pod(image: &str) -> Review {
         Workload::Deployment,
         Workload::Deployment.object("web", "prod", pod_spec(vec![container("app", image)])),
     )
+}
+
+/// Reviews every 100 ms (at most 50 times) until the answer's `allowed` is `allowed`: the watch
+/// may not have caught up with the nodes yet (before its first list, platforms are not checked).
+async fn review_until(webhook: &Webhook, review: &Review, allowed: bool) -> Option<Answer> {
+    for _ in 0..50 {
+        let answer = webhook.review(review).await;
+        if answer.allowed() == allowed {
+            return Some(answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 #[tokio::test]
@@ -44,13 +56,7 @@ async fn watched_nodes_are_used_and_follow_changes() {
     let registry = TestRegistry::start(RegistryAuth::None).await;
     Fixtures::seed(&registry).await;
     let api = FakeApiServer::start();
-    let node = |name: &str, arch: &str| {
-        json!({"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
-            "status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.7.22", "operatingSystem": "linux",
-                "architecture": arch, "kernelVersion": "6.1.0", "osImage": "Debian", "kubeletVersion": "v1.34.0",
-                "kubeProxyVersion": "", "machineID": "m", "systemUUID": "s", "bootID": "b"}}})
-    };
+    let node = |name: &str, arch: &str| linux_node(name, arch, "containerd://1.7.22");
     api.put(node("amd-1", "amd64"));
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path());
@@ -60,17 +66,9 @@ async fn watched_nodes_are_used_and_follow_changes() {
         .await;
     let arm_only = pod(&registry.image(Fixtures::ARM_ONLY, "v1"));
 
-    let mut denied = None;
-    for _ in 0..50 {
-        let answer = webhook.review(&arm_only).await;
-        if !answer.allowed() {
-            denied = Some(answer);
-            break;
-        }
-        // The watch may not have listed yet: then platforms are not checked.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let denied = denied.expect("denied once the nodes are known");
+    let denied = review_until(&webhook, &arm_only, false)
+        .await
+        .expect("denied once the nodes are known");
     assert!(
         denied
             .message()
@@ -81,16 +79,9 @@ async fn watched_nodes_are_used_and_follow_changes() {
 
     // An arm64 node joins: now some nodes can pull it.
     api.put(node("arm-1", "arm64"));
-    let mut warned = None;
-    for _ in 0..50 {
-        let answer = webhook.review(&arm_only).await;
-        if answer.allowed() {
-            warned = Some(answer);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let warned = warned.expect("admitted once the arm64 node is seen");
+    let warned = review_until(&webhook, &arm_only, true)
+        .await
+        .expect("admitted once the arm64 node is seen");
     assert!(
         warned
             .warnings()

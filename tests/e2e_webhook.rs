@@ -30,6 +30,11 @@ fn pod(name: &str, containers: Vec<Value>) -> Value {
     Workload::Pod.object(name, NS, pod_spec(containers))
 }
 
+/// A CREATE of Pod "web" whose one container, "web", runs `image`.
+fn web_pod(image: &str) -> Review {
+    Review::create(Workload::Pod, pod("web", vec![container("web", image)]))
+}
+
 /// `kind` holding a pod (template) spec with `containers`, restart policy fitting the kind.
 fn workload(kind: Workload, name: &str, containers: Vec<Value>) -> Value {
     let mut spec = pod_spec(containers);
@@ -51,6 +56,32 @@ fn heads(registry: &TestRegistry, repository: &str, reference: &str) -> usize {
 /// Requests in the access log after the first `since`.
 fn requests_since(registry: &TestRegistry, since: usize) -> Vec<common::AccessLogEntry> {
     registry.access_log().split_off(since)
+}
+
+/// Reviews at `path`; returns the answer and the registry requests the review caused.
+async fn review_with_requests(
+    webhook: &Webhook,
+    registry: &TestRegistry,
+    path: &str,
+    review: &Review,
+) -> (Answer, Vec<common::AccessLogEntry>) {
+    let before = registry.access_log().len();
+    let answer = webhook.review_at(path, review).await;
+    (answer, requests_since(registry, before))
+}
+
+/// Reviews at `path`; asserts a clean admission that cost no registry request.
+async fn assert_clean_without_requests(
+    webhook: &Webhook,
+    registry: &TestRegistry,
+    path: &str,
+    review: &Review,
+    what: &str,
+) -> Answer {
+    let (answer, after) = review_with_requests(webhook, registry, path, review).await;
+    assert_clean(&answer);
+    assert!(after.is_empty(), "{what}: registry requests {after:?}");
+    answer
 }
 
 fn assert_contains(haystack: &str, needles: &[&str], context: &Answer) {
@@ -190,13 +221,14 @@ async fn denies_a_missing_tag_naming_the_container_and_suggesting_the_nearest_ta
         "web",
         vec![container("web", &registry.image(Fixtures::APP, "v0.0.1"))],
     );
-    let before = registry.access_log().len();
-    let off = webhook
-        .review_at("/validate/off", &Review::create(Workload::Pod, unseen))
-        .await;
-    assert_clean(&off);
-    let after = requests_since(&registry, before);
-    assert!(after.is_empty(), "registry requests in off mode: {after:?}");
+    assert_clean_without_requests(
+        &webhook,
+        &registry,
+        "/validate/off",
+        &Review::create(Workload::Pod, unseen),
+        "off mode",
+    )
+    .await;
 }
 
 /// The whole denial, word for word, as the README documents it and kubectl prints it after
@@ -206,12 +238,7 @@ async fn denial_of_a_missing_tag_reads_exactly_as_documented() {
     let (registry, _fx) = open_registry().await;
     let webhook = Webhook::start_default().await;
     let image = registry.image(Fixtures::APP, "v1.4.l");
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &image)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&image)).await;
     assert_eq!(
         answer.message(),
         format!(
@@ -281,52 +308,25 @@ async fn denies_a_missing_digest_and_checks_the_digest_when_tag_and_digest_are_g
     let addr = registry.addr();
     let app = Fixtures::APP;
 
-    // A digest nobody pushed.
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container("web", &format!("{addr}/{app}@{MISSING_DIGEST}"))],
-            ),
-        ))
-        .await;
-    assert_denied(
-        &answer,
-        &[&format!("has no manifest with digest {MISSING_DIGEST}")],
-    );
-
-    // containerd pulls the digest and ignores the tag: an existing tag does not save a
-    // missing digest...
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container(
-                    "web",
-                    &format!("{addr}/{app}:v1.4.1@{MISSING_DIGEST}"),
-                )],
-            ),
-        ))
-        .await;
-    assert_denied(
-        &answer,
-        &[&format!("has no manifest with digest {MISSING_DIGEST}")],
-    );
+    // A digest nobody pushed; and, as containerd pulls the digest and ignores the tag, an
+    // existing tag does not save a missing digest...
+    for image in [
+        format!("{addr}/{app}@{MISSING_DIGEST}"),
+        format!("{addr}/{app}:v1.4.1@{MISSING_DIGEST}"),
+    ] {
+        let answer = webhook.review(&web_pod(&image)).await;
+        assert_denied(
+            &answer,
+            &[&format!("has no manifest with digest {MISSING_DIGEST}")],
+        );
+    }
 
     // ...and a missing tag does not sink an existing digest, which is what gets recorded.
     let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container(
-                    "web",
-                    &format!("{addr}/{app}:no-such-tag@{}", fx.app_v1_5_0),
-                )],
-            ),
-        ))
+        .review(&web_pod(&format!(
+            "{addr}/{app}:no-such-tag@{}",
+            fx.app_v1_5_0
+        )))
         .await;
     assert_clean(&answer);
     assert_eq!(
@@ -349,12 +349,7 @@ async fn denies_an_anonymous_pull_from_an_htpasswd_registry() {
         .await;
     let webhook = Webhook::start_default().await;
     let image = registry.image(Fixtures::APP, "v1");
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &image)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&image)).await;
     assert_denied(
         &answer,
         &[
@@ -382,24 +377,14 @@ async fn follows_token_auth_anonymously_allowing_public_and_denying_private_repo
     let public = registry.image(Fixtures::APP, "v1.4.1");
     let private = registry.image(Fixtures::PRIVATE, "v1");
 
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &public)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&public)).await;
     assert_clean(&answer);
     assert_eq!(
         answer.resolved_digest("container \"web\"").as_deref(),
         Some(fx.app_v1_4_1.as_str())
     );
 
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &private)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&private)).await;
     assert_denied(
         &answer,
         &[
@@ -465,12 +450,7 @@ async fn admits_with_a_warning_mentioning_retry_after_when_rate_limited() {
     let fake = FakeRegistry::always(Reply::too_many_requests_secs(30));
     let webhook = Webhook::start_default().await;
     let image = fake.image("library/app", "v1");
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &image)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&image)).await;
     assert_warned(
         &answer,
         &[
@@ -490,13 +470,7 @@ async fn admits_with_a_warning_on_a_registry_server_error() {
     let fake = FakeRegistry::always(Reply::registry_error(500, "UNKNOWN", "storage on fire"));
     let webhook = Webhook::start_default().await;
     let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container("web", &fake.image("library/app", "v1"))],
-            ),
-        ))
+        .review(&web_pod(&fake.image("library/app", "v1")))
         .await;
     assert_warned(
         &answer,
@@ -515,13 +489,7 @@ async fn denies_on_a_registry_server_error_when_registry_failure_is_deny() {
         .start()
         .await;
     let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container("web", &fake.image("library/app", "v1"))],
-            ),
-        ))
+        .review(&web_pod(&fake.image("library/app", "v1")))
         .await;
     assert_denied(
         &answer,
@@ -536,13 +504,7 @@ async fn denies_on_a_registry_server_error_when_registry_failure_is_deny() {
 async fn admits_within_the_budget_when_the_registry_stalls() {
     let fake = FakeRegistry::always(Reply::Stall);
     let webhook = WebhookOptions::default().timeout("1s").start().await;
-    let review = Review::create(
-        Workload::Pod,
-        pod(
-            "web",
-            vec![container("web", &fake.image("library/app", "v1"))],
-        ),
-    );
+    let review = web_pod(&fake.image("library/app", "v1"));
     let started = Instant::now();
     let answer = webhook.review(&review).await;
     let took = started.elapsed();
@@ -564,13 +526,7 @@ async fn admits_a_registry_that_answers_garbage_with_200() {
     let fake = FakeRegistry::always(Reply::garbage_ok());
     let webhook = Webhook::start_default().await;
     let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container("web", &fake.image("library/app", "v1"))],
-            ),
-        ))
+        .review(&web_pod(&fake.image("library/app", "v1")))
         .await;
     assert!(answer.allowed(), "{}", answer.describe());
     assert_eq!(answer.message(), "", "{}", answer.describe());
@@ -587,12 +543,7 @@ async fn warns_naming_connection_refused_when_the_registry_port_is_closed() {
         .expect("bind");
     let closed = socket.local_addr().expect("local address").to_string();
     let webhook = Webhook::start_default().await;
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &format!("{closed}/app:v1"))]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&format!("{closed}/app:v1"))).await;
     assert_warned(
         &answer,
         &[
@@ -610,13 +561,7 @@ async fn warns_about_a_registry_certificate_from_an_untrusted_ca() {
         .start()
         .await;
     let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod(
-                "web",
-                vec![container("web", &fake.image("library/app", "v1"))],
-            ),
-        ))
+        .review(&web_pod(&fake.image("library/app", "v1")))
         .await;
     assert_warned(
         &answer,
@@ -789,13 +734,14 @@ async fn update_with_only_a_label_change_makes_no_registry_request() {
     new["metadata"]["labels"]["team"] = json!("checkout");
     new["spec"]["replicas"] = json!(5);
     new["metadata"]["generation"] = json!(2);
-    let before = registry.access_log().len();
-    let answer = webhook
-        .review(&Review::update(Workload::Deployment, old, new))
-        .await;
-    assert_clean(&answer);
-    let after = requests_since(&registry, before);
-    assert!(after.is_empty(), "registry requests: {after:?}");
+    assert_clean_without_requests(
+        &webhook,
+        &registry,
+        "/validate",
+        &Review::update(Workload::Deployment, old, new),
+        "a label edit",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -813,10 +759,13 @@ async fn update_with_a_changed_image_checks_only_that_image() {
     let mut new = old.clone();
     new["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!(registry.image(Fixtures::APP, "v1.5.0"));
-    let before = registry.access_log().len();
-    let answer = webhook
-        .review(&Review::update(Workload::Deployment, old, new))
-        .await;
+    let (answer, after) = review_with_requests(
+        &webhook,
+        &registry,
+        "/validate",
+        &Review::update(Workload::Deployment, old, new),
+    )
+    .await;
     assert_clean(&answer);
     assert_eq!(
         answer.resolved_digest("container \"web\"").as_deref(),
@@ -827,7 +776,6 @@ async fn update_with_a_changed_image_checks_only_that_image() {
         "{}",
         answer.describe()
     );
-    let after = requests_since(&registry, before);
     let expected = format!("/v2/{}/manifests/v1.5.0", Fixtures::APP);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(
@@ -847,12 +795,15 @@ async fn delete_is_allowed_untouched() {
             &registry.image(Fixtures::APP, MISSING_TAG),
         )],
     );
-    let before = registry.access_log().len();
-    let answer = webhook.review(&Review::delete(Workload::Pod, old)).await;
-    assert_clean(&answer);
+    let answer = assert_clean_without_requests(
+        &webhook,
+        &registry,
+        "/validate",
+        &Review::delete(Workload::Pod, old),
+        "a deletion",
+    )
+    .await;
     assert!(answer.resolved_images().is_none(), "{}", answer.describe());
-    let after = requests_since(&registry, before);
-    assert!(after.is_empty(), "registry requests: {after:?}");
 }
 
 #[tokio::test]
@@ -867,13 +818,14 @@ async fn image_pull_policy_never_is_not_checked_until_an_update_lets_it_pull() {
         "web",
         vec![container_with_policy("web", &preloaded, "Never")],
     );
-    let before = registry.access_log().len();
-    let answer = webhook
-        .review(&Review::create(Workload::Deployment, old.clone()))
-        .await;
-    assert_clean(&answer);
-    let after = requests_since(&registry, before);
-    assert!(after.is_empty(), "registry requests: {after:?}");
+    assert_clean_without_requests(
+        &webhook,
+        &registry,
+        "/validate",
+        &Review::create(Workload::Deployment, old.clone()),
+        "imagePullPolicy Never",
+    )
+    .await;
 
     // The same image switched to IfNotPresent will now be pulled: it is checked, although the
     // image string did not change.
@@ -942,12 +894,15 @@ async fn checks_each_distinct_image_once_and_serves_a_repeat_from_cache() {
     }
     assert_eq!(heads(&registry, Fixtures::APP, "v1.4.1"), 1);
 
-    let before = registry.access_log().len();
-    let second = webhook.review(&Review::create(Workload::Pod, object)).await;
-    assert_clean(&second);
+    let second = assert_clean_without_requests(
+        &webhook,
+        &registry,
+        "/validate",
+        &Review::create(Workload::Pod, object),
+        "the repeat",
+    )
+    .await;
     assert_eq!(second.resolved_images(), first.resolved_images());
-    let after = requests_since(&registry, before);
-    assert!(after.is_empty(), "the repeat asked the registry: {after:?}");
 }
 
 #[tokio::test]
@@ -978,12 +933,7 @@ async fn advises_pinning_a_mutable_latest_tag_pulled_if_not_present() {
     );
 
     // With the API server's default for :latest (Always) every start pulls: no advice.
-    let answer = webhook
-        .review(&Review::create(
-            Workload::Pod,
-            pod("web", vec![container("web", &latest)]),
-        ))
-        .await;
+    let answer = webhook.review(&web_pod(&latest)).await;
     assert_clean(&answer);
 }
 
@@ -996,13 +946,7 @@ async fn answers_bad_input_clearly_and_keeps_serving() {
     let (registry, _fx) = open_registry().await;
     let webhook = Webhook::start_default().await;
     // Not one of the images of the 500-container pod below, whose registry requests are counted.
-    let good = Review::create(
-        Workload::Pod,
-        pod(
-            "web",
-            vec![container("web", &registry.image(Fixtures::MULTI, "v1"))],
-        ),
-    );
+    let good = web_pod(&registry.image(Fixtures::MULTI, "v1"));
     let still_serves = |answer: Answer| {
         assert_clean(&answer);
     };
@@ -1132,13 +1076,7 @@ async fn answers_bad_input_clearly_and_keeps_serving() {
 async fn logs_one_json_line_per_review() {
     let (registry, _fx) = open_registry().await;
     let webhook = Webhook::start_default().await;
-    let allowed = Review::create(
-        Workload::Pod,
-        pod(
-            "web",
-            vec![container("web", &registry.image(Fixtures::APP, "v1.4.1"))],
-        ),
-    );
+    let allowed = web_pod(&registry.image(Fixtures::APP, "v1.4.1"));
     let denied = Review::create(
         Workload::Deployment,
         workload(
@@ -1202,13 +1140,7 @@ async fn logs_one_json_line_per_review() {
 async fn sigterm_lets_the_review_in_flight_finish_then_exits_zero() {
     let fake = FakeRegistry::always(Reply::Stall);
     let mut webhook = WebhookOptions::default().timeout("3s").start().await;
-    let review = Review::create(
-        Workload::Pod,
-        pod(
-            "web",
-            vec![container("web", &fake.image("library/app", "v1"))],
-        ),
-    );
+    let review = web_pod(&fake.image("library/app", "v1"));
     let client = webhook.client().clone();
     let url = webhook.url("/validate");
     let body = serde_json::to_vec(&review.json()).expect("review JSON");

@@ -29,6 +29,17 @@ fn json_of(out: &Output) -> Value {
     })
 }
 
+/// The JSON `explain` printed, once it is known to have exited with `code`.
+fn json_exiting(out: &Output, code: i32) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_of(out)
+}
+
 fn write_secret_yaml(dir: &Path, name: &str, registry: &str, user: &str, password: &str) -> String {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let config =
@@ -46,12 +57,7 @@ fn write_secret_yaml(dir: &Path, name: &str, registry: &str, user: &str, passwor
 #[test]
 fn offline_json_shows_the_kubelets_view_of_a_reference() {
     let out = explain(&["nginx", "--offline", "--output", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json_of(&out);
+    let v = json_exiting(&out, 0);
     assert_eq!(
         v["reference"],
         json!({
@@ -82,8 +88,7 @@ fn offline_json_shows_the_kubelets_view_of_a_reference() {
 #[test]
 fn an_invalid_reference_has_null_reference_an_error_and_exit_1() {
     let out = explain(&["Nginx:1.27", "--offline", "--output", "json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let v = json_of(&out);
+    let v = json_exiting(&out, 1);
     assert_eq!(v["reference"], Value::Null);
     let error = v["error"].as_str().expect("error");
     assert!(
@@ -129,12 +134,7 @@ fn lists_matching_credentials_in_kubelet_order_without_secrets() {
         "--pull-secret",
         &other_port,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json_of(&out);
+    let v = json_exiting(&out, 0);
     // Most specific key first (reverse lexicographic), whatever the secret order; the :5000 key
     // does not match a port-less image.
     assert_eq!(
@@ -176,22 +176,13 @@ async fn checks_the_registry_with_the_secret_a_user_is_about_to_apply() {
     let bad = write_secret_yaml(dir.path(), "bad", registry.addr(), "robot", "wrong");
     let ca = registry.ca_file().display().to_string();
     let image = registry.image(Fixtures::PRIVATE, "v1");
+    let explain_json = |pull_secret: Option<&str>| {
+        let mut args = vec![image.as_str(), "--output", "json", "--registry-ca", &ca];
+        args.extend(pull_secret.iter().flat_map(|path| ["--pull-secret", *path]));
+        explain(&args)
+    };
 
-    let out = explain(&[
-        &image,
-        "--output",
-        "json",
-        "--registry-ca",
-        &ca,
-        "--pull-secret",
-        &good,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json_of(&out);
+    let v = json_exiting(&explain_json(Some(&good)), 0);
     assert_eq!(v["result"]["reason"], "ok");
     assert_eq!(v["result"]["digest"], fx.private_app.as_str());
     assert!(v["result"]["message"]
@@ -199,26 +190,15 @@ async fn checks_the_registry_with_the_secret_a_user_is_about_to_apply() {
         .unwrap_or_default()
         .contains("secret good"));
 
-    let out = explain(&[
-        &image,
-        "--output",
-        "json",
-        "--registry-ca",
-        &ca,
-        "--pull-secret",
-        &bad,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let v = json_of(&out);
+    let v = json_exiting(&explain_json(Some(&bad)), 1);
     assert_eq!(v["result"]["reason"], "unauthorized");
     assert!(v["result"]["message"]
         .as_str()
         .unwrap_or_default()
         .contains("rejected the credentials"));
 
-    let out = explain(&[&image, "--output", "json", "--registry-ca", &ca]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(json_of(&out)["result"]["reason"], "unauthorized");
+    let v = json_exiting(&explain_json(None), 1);
+    assert_eq!(v["result"]["reason"], "unauthorized");
 
     let typo = registry.image(Fixtures::PRIVATE, "v2");
     let out = explain(&[&typo, "--registry-ca", &ca, "--pull-secret", &good]);

@@ -65,6 +65,12 @@ async fn token_from(response: reqwest::Response) -> String {
     body["token"].as_str().expect("token string").to_string()
 }
 
+/// `Bearer <token>` with a token that `tokens` issued for `scope`.
+async fn bearer(tokens: &TokenService, scope: &str, credentials: Option<(&str, &str)>) -> String {
+    let response = fetch_token(&tokens.realm(), tokens.service(), scope, credentials).await;
+    format!("Bearer {}", token_from(response).await)
+}
+
 #[tokio::test]
 async fn head_with_all_manifest_types_answers_each_fixture_digest_and_type() {
     let registry = TestRegistry::start(RegistryAuth::None).await;
@@ -247,14 +253,7 @@ async fn token_registry_accepts_tokens_only_for_granted_repositories() {
     );
 
     // alice may pull private/app: her token opens it, with the pushed digest.
-    let alice = fetch_token(
-        &realm,
-        tokens.service(),
-        private_scope,
-        Some(("alice", "alice-pw")),
-    )
-    .await;
-    let alice = format!("Bearer {}", token_from(alice).await);
+    let alice = bearer(tokens, private_scope, Some(("alice", "alice-pw"))).await;
     let response = head(&registry, Fixtures::PRIVATE, "v1", Some(&alice)).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
@@ -263,14 +262,7 @@ async fn token_registry_accepts_tokens_only_for_granted_repositories() {
     );
 
     // bob may not: the token is issued (intersection), the registry refuses it.
-    let bob = fetch_token(
-        &realm,
-        tokens.service(),
-        private_scope,
-        Some(("bob", "bob-pw")),
-    )
-    .await;
-    let bob = format!("Bearer {}", token_from(bob).await);
+    let bob = bearer(tokens, private_scope, Some(("bob", "bob-pw"))).await;
     let response = head(&registry, Fixtures::PRIVATE, "v1", Some(&bob)).await;
     assert!(
         [401, 403].contains(&response.status().as_u16()),
@@ -285,8 +277,7 @@ async fn token_registry_accepts_tokens_only_for_granted_repositories() {
 
     // Anonymous may pull public/*.
     let public_scope = "repository:public/app:pull";
-    let anon = fetch_token(&realm, tokens.service(), public_scope, None).await;
-    let anon = format!("Bearer {}", token_from(anon).await);
+    let anon = bearer(tokens, public_scope, None).await;
     let response = head(&registry, Fixtures::APP, "v1.4.0", Some(&anon)).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
@@ -343,24 +334,17 @@ async fn token_registry_rejects_tokens_from_a_signer_it_does_not_trust() {
 #[tokio::test]
 async fn token_service_can_be_told_to_fail() {
     let service = TokenService::start(TokenRules::default());
-    service.fail_with(Some(503));
-    let response = fetch_token(
-        &service.realm(),
-        service.service(),
-        "repository:public/x:pull",
-        None,
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 503);
-    service.fail_with(None);
-    let response = fetch_token(
-        &service.realm(),
-        service.service(),
-        "repository:public/x:pull",
-        None,
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 200);
+    for (fail_with, status) in [(Some(503), 503), (None, 200)] {
+        service.fail_with(fail_with);
+        let response = fetch_token(
+            &service.realm(),
+            service.service(),
+            "repository:public/x:pull",
+            None,
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), status);
+    }
     let wrong_service =
         fetch_token(&service.realm(), "other", "repository:public/x:pull", None).await;
     assert_eq!(wrong_service.status().as_u16(), 400);

@@ -262,7 +262,7 @@ fn check_entry(
     let fail = boolean(case, "fail");
     match got {
         Err(e) if !fail => c.fail(id, format!("unexpected error: {e}")),
-        Ok(_) if fail => c.fail(id, "decoded, but the kubelet fails".to_string()),
+        Ok(_) if fail => c.fail(id, "decoded, but the kubelet fails"),
         Err(_) => c.pass(),
         Ok(entry) => {
             c.eq(

@@ -4,52 +4,23 @@
 mod common;
 
 use base64::Engine as _;
+use common::inprocess;
+use common::webhook::Workload;
 use common::{Fixtures, RegistryAuth, TestRegistry};
 use pullcheck::admission::{Checker, NodeCredentials};
-use pullcheck::cache::{AnswerCache, CacheSettings};
 use pullcheck::credentials::dockerconfig;
 use pullcheck::credentials::keyring::Keyring;
-use pullcheck::metrics::Metrics;
-use pullcheck::policy::{Mode, PolicySettings};
-use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn build_checker(registry: &TestRegistry, node: NodeCredentials) -> Checker {
-    common::install_crypto_provider();
-    Checker::new(
-        RegistryClient::new(&RegistrySettings {
-            extra_ca_files: vec![registry.ca_file().to_path_buf()],
-            ..RegistrySettings::default()
-        })
-        .expect("client"),
-        AnswerCache::new(CacheSettings::default()),
-        PolicySettings::default(),
-        Duration::from_secs(3),
-        Arc::new(Metrics::new()),
-    )
-    .with_node_credentials(node)
-}
-
-fn pod(image: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": "n1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "prod", "name": "web", "operation": "CREATE", "userInfo": {"username": "dev"},
-            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod"},
-                       "spec": {"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]}}}
-    }))
-    .expect("json")
+    inprocess::checker(registry, Duration::from_secs(3)).with_node_credentials(node)
 }
 
 async fn response(checker: &Checker, image: &str) -> Value {
-    let review = checker
-        .review(&pod(image), Mode::Enforce)
-        .await
-        .expect("review");
-    serde_json::to_value(&review).expect("json")["response"].clone()
+    let spec =
+        json!({"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]});
+    inprocess::response(checker, inprocess::review(Workload::Pod, "prod", spec)).await
 }
 
 #[tokio::test]

@@ -5,34 +5,16 @@ mod common;
 use std::time::Duration;
 
 use common::apiserver::FakeApiServer;
+use common::{eventually, linux_node};
 use pullcheck::nodes::NodeSet;
 use pullcheck::placement::NodeInfo;
 use pullcheck::platform::MatcherKind::{self, ContainerdOnly, ContainerdStrict};
-use serde_json::json;
-
-/// A Node as the kubelet registers it: platform labels, nodeInfo with the runtime.
-fn node(name: &str, arch: &str, runtime: &str) -> serde_json::Value {
-    json!({
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/arch": arch,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/hostname": name,
-        }},
-        "status": {"nodeInfo": {
-            "architecture": arch, "operatingSystem": "linux", "containerRuntimeVersion": runtime,
-            "kernelVersion": "6.8.0-45-generic", "osImage": "Ubuntu 24.04.1 LTS",
-            "bootID": "", "kubeProxyVersion": "", "kubeletVersion": "v1.33.1", "machineID": "",
-            "systemUUID": "",
-        }},
-    })
-}
 
 /// amd64 with containerd 1.7, arm64 with containerd 2.1.
 fn start_cluster() -> FakeApiServer {
     let fake = FakeApiServer::start();
-    fake.put(node("amd", "amd64", "containerd://1.7.22"));
-    fake.put(node("arm", "arm64", "containerd://2.1.1"));
+    fake.put(linux_node("amd", "amd64", "containerd://1.7.22"));
+    fake.put(linux_node("arm", "arm64", "containerd://2.1.1"));
     fake
 }
 
@@ -54,18 +36,14 @@ fn expect(rows: &[(&str, &str, MatcherKind)]) -> Vec<(String, String, MatcherKin
 const AMD: (&str, &str, MatcherKind) = ("amd", "linux/amd64", ContainerdOnly);
 const ARM: (&str, &str, MatcherKind) = ("arm", "linux/arm64/v8", ContainerdStrict);
 
-/// Polls `condition` every 10 ms for up to `within`.
-async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if condition() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Asserts that the snapshot's (name, platform, matcher) become `rows` within `within`.
+async fn assert_becomes(nodes: &NodeSet, within: Duration, rows: &[(&str, &str, MatcherKind)]) {
+    let want = expect(rows);
+    assert!(
+        eventually(within, || summary(nodes) == want).await,
+        "got {:?}",
+        summary(nodes)
+    );
 }
 
 async fn synced_watch(fake: &FakeApiServer, matcher_override: Option<MatcherKind>) -> NodeSet {
@@ -116,15 +94,15 @@ async fn sees_a_node_added_and_one_deleted_within_a_second() {
     let fake = start_cluster();
     let nodes = synced_watch(&fake, None).await;
 
-    fake.put(node("s390", "s390x", "cri-o://1.30.2"));
+    fake.put(linux_node("s390", "s390x", "cri-o://1.30.2"));
     fake.delete("Node", "", "amd");
 
-    let want = expect(&[ARM, ("s390", "linux/s390x", MatcherKind::CriO)]);
-    assert!(
-        eventually(Duration::from_secs(1), || summary(&nodes) == want).await,
-        "got {:?}",
-        summary(&nodes)
-    );
+    assert_becomes(
+        &nodes,
+        Duration::from_secs(1),
+        &[ARM, ("s390", "linux/s390x", MatcherKind::CriO)],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -132,14 +110,14 @@ async fn follows_an_in_place_runtime_upgrade() {
     let fake = start_cluster();
     let nodes = synced_watch(&fake, None).await;
 
-    fake.put(node("amd", "amd64", "containerd://2.1.4"));
+    fake.put(linux_node("amd", "amd64", "containerd://2.1.4"));
 
-    let want = expect(&[("amd", "linux/amd64", ContainerdStrict), ARM]);
-    assert!(
-        eventually(Duration::from_secs(1), || summary(&nodes) == want).await,
-        "got {:?}",
-        summary(&nodes)
-    );
+    assert_becomes(
+        &nodes,
+        Duration::from_secs(1),
+        &[("amd", "linux/amd64", ContainerdStrict), ARM],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -149,7 +127,7 @@ async fn keeps_the_last_snapshot_while_the_api_server_is_down_and_catches_up_aft
 
     fake.set_down(Some(503));
     assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 0).await);
-    fake.put(node("late", "arm64", "containerd://1.7.22"));
+    fake.put(linux_node("late", "arm64", "containerd://1.7.22"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         summary(&nodes),
@@ -159,12 +137,12 @@ async fn keeps_the_last_snapshot_while_the_api_server_is_down_and_catches_up_aft
     assert!(nodes.is_synced());
 
     fake.set_down(None);
-    let want = expect(&[AMD, ARM, ("late", "linux/arm64/v8", ContainerdOnly)]);
-    assert!(
-        eventually(Duration::from_secs(10), || summary(&nodes) == want).await,
-        "got {:?}",
-        summary(&nodes)
-    );
+    assert_becomes(
+        &nodes,
+        Duration::from_secs(10),
+        &[AMD, ARM, ("late", "linux/arm64/v8", ContainerdOnly)],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -178,12 +156,7 @@ async fn relists_after_compaction_and_drops_nodes_deleted_during_the_outage() {
     fake.compact();
     fake.set_down(None);
 
-    let want = expect(&[ARM]);
-    assert!(
-        eventually(Duration::from_secs(10), || summary(&nodes) == want).await,
-        "got {:?}",
-        summary(&nodes)
-    );
+    assert_becomes(&nodes, Duration::from_secs(10), &[ARM]).await;
     assert_eq!(
         fake.count_lists("/api/v1/nodes"),
         2,

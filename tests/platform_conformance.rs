@@ -16,7 +16,6 @@
 //!
 //! All mismatches are collected and reported together.
 
-
 mod common;
 
 use common::vectors::{self, Checker};
@@ -48,7 +47,7 @@ fn check_upstream_table(c: &mut Checker, vectors: &Value, table: &str, kind: Mat
         let node = match Platform::parse(spec) {
             Ok(node) => node,
             Err(e) => {
-                c.fail(&format!("{table} {spec:?}"), &format!("parse failed: {e}"));
+                c.fail(&format!("{table} {spec:?}"), format!("parse failed: {e}"));
                 continue;
             }
         };
@@ -58,7 +57,7 @@ fn check_upstream_table(c: &mut Checker, vectors: &Value, table: &str, kind: Mat
                 let context = format!("{table} {kind:?}: platform {spec:?} vs {entry:?}");
                 match Platform::parse(entry) {
                     Ok(image) => c.eq(&context, matches(kind, &node, &image), want),
-                    Err(e) => c.fail(&context, &format!("parse failed: {e}")),
+                    Err(e) => c.fail(&context, format!("parse failed: {e}")),
                 }
             }
         }

@@ -5,33 +5,17 @@
 mod common;
 
 use common::apiserver::FakeApiServer;
-use common::{Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry};
+use common::inprocess::{self, check};
+use common::webhook::Workload;
+use common::{eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry};
 use pullcheck::admission::Checker;
-use pullcheck::cache::{AnswerCache, CacheSettings};
-use pullcheck::metrics::Metrics;
 use pullcheck::nodes::NodeSet;
 use pullcheck::platform::{self, MatcherKind};
-use pullcheck::policy::{Mode, PolicySettings};
-use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn checker(registry: &TestRegistry, nodes: NodeSet) -> Checker {
-    common::install_crypto_provider();
-    let client = RegistryClient::new(&RegistrySettings {
-        extra_ca_files: vec![registry.ca_file().to_path_buf()],
-        ..RegistrySettings::default()
-    })
-    .expect("registry client");
-    Checker::new(
-        client,
-        AnswerCache::new(CacheSettings::default()),
-        PolicySettings::default(),
-        Duration::from_secs(5),
-        Arc::new(Metrics::new()),
-    )
-    .with_nodes(nodes, true)
+    inprocess::checker(registry, Duration::from_secs(5)).with_nodes(nodes, true)
 }
 
 fn fixed(platforms: &[&str], matcher: MatcherKind) -> NodeSet {
@@ -44,61 +28,13 @@ fn fixed(platforms: &[&str], matcher: MatcherKind) -> NodeSet {
     )
 }
 
-fn review(kind: (&str, &str, &str), spec: Value) -> Vec<u8> {
-    let (group, version, kind) = kind;
-    let object = match kind {
-        "Pod" => {
-            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "prod"}, "spec": spec})
-        }
-        _ => {
-            json!({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web", "namespace": "prod"},
-                    "spec": {"selector": {"matchLabels": {"app": "web"}},
-                             "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}})
-        }
-    };
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": "b1c2", "kind": {"group": group, "version": version, "kind": kind},
-                    "resource": {"group": group, "version": version, "resource": "x"},
-                    "namespace": "prod", "name": "web", "operation": "CREATE",
-                    "userInfo": {"username": "dev"}, "object": object, "oldObject": null}
-    }))
-    .expect("json")
-}
-
 fn pod(image: &str, extra: Value) -> Vec<u8> {
     let mut spec =
         json!({"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
         spec.extend(extra.clone());
     }
-    review(("", "v1", "Pod"), spec)
-}
-
-struct Answer {
-    allowed: bool,
-    message: String,
-    warnings: Vec<String>,
-}
-
-async fn check(checker: &Checker, body: Vec<u8>) -> Answer {
-    let review = checker.review(&body, Mode::Enforce).await.expect("review");
-    let r = serde_json::to_value(&review).expect("json")["response"].clone();
-    Answer {
-        allowed: r["allowed"].as_bool().expect("allowed"),
-        message: r["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        warnings: r["warnings"]
-            .as_array()
-            .map(|w| {
-                w.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
+    inprocess::review(Workload::Pod, "prod", spec)
 }
 
 #[tokio::test]
@@ -158,19 +94,13 @@ async fn follows_node_selectors_and_warns_when_only_some_nodes_can_pull() {
         ("amd-2", "amd64", "containerd://1.7.22"),
         ("arm-1", "arm64", "containerd://2.1.1"),
     ] {
-        api.put(json!({"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}},
-            "status": {"nodeInfo": {"containerRuntimeVersion": runtime, "operatingSystem": "linux", "architecture": arch,
-                "kernelVersion": "6.1.0", "osImage": "Debian GNU/Linux 12 (bookworm)", "kubeletVersion": "v1.34.0",
-                "kubeProxyVersion": "", "machineID": "m", "systemUUID": "s", "bootID": "b"}}}));
+        api.put(linux_node(name, arch, runtime));
     }
     let nodes = NodeSet::watch(api.client().await, None);
-    for _ in 0..100 {
-        if nodes.is_synced() && nodes.snapshot().len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(2), || {
+        nodes.is_synced() && nodes.snapshot().len() == 3
+    })
+    .await;
     assert_eq!(nodes.snapshot().len(), 3);
     let checker = checker(&registry, nodes);
     let arm_only = registry.image(Fixtures::ARM_ONLY, "v1");
@@ -207,7 +137,7 @@ async fn follows_node_selectors_and_warns_when_only_some_nodes_can_pull() {
 
     let affinity = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}}});
-    let deployment = review(("apps", "v1", "Deployment"), {
+    let deployment = inprocess::review(Workload::Deployment, "prod", {
         let mut spec = json!({"containers": [{"name": "app", "image": arm_only, "imagePullPolicy": "IfNotPresent"}]});
         spec["affinity"] = affinity["affinity"].clone();
         spec
@@ -287,12 +217,7 @@ async fn windows_images_must_match_the_nodes_build() {
                 "kubeletVersion": "v1.34.0", "kubeProxyVersion": "", "machineID": "m", "systemUUID": "s", "bootID": "b"}}}));
     }
     let nodes = NodeSet::watch(api.client().await, None);
-    for _ in 0..100 {
-        if nodes.snapshot().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(2), || nodes.snapshot().len() == 2).await;
     let mixed = checker(&registry, nodes);
     let v = check(&mixed, pod(&image, spec.clone())).await;
     assert!(v.allowed, "{}", v.message);

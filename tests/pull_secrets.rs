@@ -6,15 +6,12 @@ mod common;
 
 use base64::Engine as _;
 use common::apiserver::FakeApiServer;
+use common::inprocess::{self, check};
+use common::webhook::Workload;
 use common::{Fixtures, RegistryAuth, TestRegistry};
 use pullcheck::admission::Checker;
-use pullcheck::cache::{AnswerCache, CacheSettings};
 use pullcheck::credentials::cluster::{ClusterReader, ClusterSettings};
-use pullcheck::metrics::Metrics;
-use pullcheck::policy::{Mode, PolicySettings};
-use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USER: &str = "alice";
@@ -36,23 +33,10 @@ impl World {
     }
 
     async fn checker(&self) -> Checker {
-        common::install_crypto_provider();
-        let registry = RegistryClient::new(&RegistrySettings {
-            extra_ca_files: vec![self.registry.ca_file().to_path_buf()],
-            ..RegistrySettings::default()
-        })
-        .expect("registry client");
         let mut config = self.api.kube_config().await;
         config.default_retry = false;
         let client = kube::Client::try_from(config).expect("kube client");
-        Checker::new(
-            registry,
-            AnswerCache::new(CacheSettings::default()),
-            PolicySettings::default(),
-            Duration::from_secs(3),
-            Arc::new(Metrics::new()),
-        )
-        .with_cluster(ClusterReader::new(
+        inprocess::checker(&self.registry, Duration::from_secs(3)).with_cluster(ClusterReader::new(
             client,
             ClusterSettings {
                 request_timeout: Duration::from_millis(500),
@@ -105,11 +89,10 @@ fn pod_review(namespace: &str, images: &[&str], secrets: &[&str]) -> Vec<u8> {
         .map(|(i, image)| json!({"name": format!("c{i}"), "image": image, "imagePullPolicy": "IfNotPresent"}))
         .collect();
     let refs: Vec<Value> = secrets.iter().map(|s| json!({"name": s})).collect();
-    review(
+    inprocess::review(
+        Workload::Pod,
         namespace,
-        ("", "v1", "Pod"),
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": namespace},
-               "spec": {"containers": containers, "imagePullSecrets": refs, "serviceAccountName": "default"}}),
+        json!({"containers": containers, "imagePullSecrets": refs, "serviceAccountName": "default"}),
     )
 }
 
@@ -128,61 +111,7 @@ fn deployment_review(
         spec["imagePullSecrets"] =
             Value::Array(secrets.iter().map(|s| json!({"name": s})).collect());
     }
-    review(
-        namespace,
-        ("apps", "v1", "Deployment"),
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
-               "spec": {"selector": {"matchLabels": {"app": "web"}},
-                        "template": {"metadata": {"labels": {"app": "web"}}, "spec": spec}}}),
-    )
-}
-
-fn review(namespace: &str, (group, version, kind): (&str, &str, &str), object: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "e911857d-c318-11e8-bbad-025000000001",
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
-            "namespace": namespace, "name": "web", "operation": "CREATE",
-            "userInfo": {"username": "dev"}, "object": object, "oldObject": null, "dryRun": false
-        }
-    }))
-    .expect("json")
-}
-
-struct Verdict {
-    allowed: bool,
-    message: String,
-    warnings: Vec<String>,
-    audit: String,
-}
-
-async fn check(checker: &Checker, body: Vec<u8>) -> Verdict {
-    let review = checker
-        .review(&body, Mode::Enforce)
-        .await
-        .expect("a review");
-    let r = serde_json::to_value(&review).expect("json")["response"].clone();
-    Verdict {
-        allowed: r["allowed"].as_bool().expect("allowed"),
-        message: r["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        warnings: r["warnings"]
-            .as_array()
-            .map(|w| {
-                w.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        audit: r["auditAnnotations"]["resolved-images"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    }
+    inprocess::review(Workload::Deployment, namespace, spec)
 }
 
 #[tokio::test]

@@ -22,8 +22,6 @@
 
 mod common;
 
-use std::fmt::Debug;
-
 use common::vectors::{self, Checker};
 use pullcheck::reference::{
     self, default_pull_policy, grammar, kubelet_cri_image, validate_digest, DigestAlgorithms,
@@ -351,7 +349,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                         c.eq(&ctx, r.tag(), opt(case, "tag"));
                         c.eq(&ctx, r.digest(), opt(case, "digest"));
                     }
-                    (None, Err(e)) => c.fail(&ctx, &e.to_string()),
+                    (None, Err(e)) => c.fail(&ctx, e),
                 }
             }
             ("TestWithNameFailure", _) => {
@@ -364,7 +362,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                     (r.domain(), r.path()),
                     (s(case, "domain"), s(case, "path")),
                 ),
-                Err(e) => c.fail(&ctx, &e.to_string()),
+                Err(e) => c.fail(&ctx, e),
             },
             ("TestSerialization", _) => {
                 // An absent input is the empty JSON string.
@@ -376,7 +374,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                         (r.name(), r.tag(), r.digest()),
                         (s(case, "name"), opt(case, "tag"), opt(case, "digest")),
                     ),
-                    (None, Err(e)) => c.fail(&ctx, &e.to_string()),
+                    (None, Err(e)) => c.fail(&ctx, e),
                 }
             }
             ("TestWithTag", _) | ("TestWithDigest", _) => {
@@ -440,7 +438,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                                 s(case, "RemoteName"),
                             ),
                         ),
-                        Err(e) => c.fail(&ctx, &e.to_string()),
+                        Err(e) => c.fail(&ctx, e),
                     }
                 }
             }
@@ -459,7 +457,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                         c.eq(&ctx, digest, Some(s(expected, "digestReference")));
                     }
                 }
-                Err(e) => c.fail(&ctx, &e.to_string()),
+                Err(e) => c.fail(&ctx, e),
             },
             ("TestNormalizedSplitHostname", _) => {
                 match ImageRef::parse_normalized_with(s(case, "input"), UPSTREAM) {
@@ -468,7 +466,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                         (r.domain(), r.path()),
                         (s(case, "domain"), s(case, "path")),
                     ),
-                    Err(e) => c.fail(&ctx, &e.to_string()),
+                    Err(e) => c.fail(&ctx, e),
                 }
             }
             ("TestMatch", _) => match parse_any(s(case, "reference"), UPSTREAM) {
@@ -477,7 +475,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                     familiar_match(s(case, "pattern"), &r),
                     case["expected"].as_bool().unwrap_or(false),
                 ),
-                Err(e) => c.fail(&ctx, &e.to_string()),
+                Err(e) => c.fail(&ctx, e),
             },
             ("TestParseDockerRef", _) => {
                 let r = ImageRef::parse_normalized_with(s(case, "input"), UPSTREAM);
@@ -535,7 +533,7 @@ fn check_table(c: &mut Checker, table: &Value) -> bool {
                             (true, true),
                         );
                     }
-                    Err(e) => c.fail(&ctx, &e.to_string()),
+                    Err(e) => c.fail(&ctx, e),
                 }
             }
             ("TestInvalidReferenceComponents", _) => {

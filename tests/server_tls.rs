@@ -1,7 +1,9 @@
 //! The HTTPS server end to end: real TLS clients against `pullcheck::server` on 127.0.0.1.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,32 @@ struct Running {
     task: JoinHandle<Result<(), ServerError>>,
 }
 
+/// What `serve` waits on before it stops accepting and drains.
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 impl Running {
+    /// Spawns `serve`, handing it the shutdown signal, and waits until `readiness` reports ready.
+    async fn spawn<F>(
+        addr: SocketAddr,
+        readiness: Readiness,
+        serve: impl FnOnce(Shutdown) -> F,
+    ) -> Running
+    where
+        F: Future<Output = Result<(), ServerError>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(Box::pin(async move {
+            let _ = rx.await;
+        })));
+        wait_until("server becomes ready", || readiness.is_ready()).await;
+        Running {
+            addr,
+            readiness,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
     fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -62,29 +89,20 @@ fn settings(cert: &Path, key: &Path) -> ServerSettings {
     settings
 }
 
+/// Serves `app` and the health routes on a new 127.0.0.1 port; returns once ready.
 async fn start(settings: ServerSettings, app: Router) -> Running {
+    start_with(settings, app, Readiness::new()).await
+}
+
+async fn start_with(settings: ServerSettings, app: Router, readiness: Readiness) -> Running {
     install_provider();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let readiness = Readiness::new();
-    let (tx, rx) = oneshot::channel::<()>();
     let app = app.merge(server::health_routes(readiness.clone()));
-    let task = tokio::spawn(server::serve_on(
-        listener,
-        settings,
-        app,
-        readiness.clone(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    wait_until("server becomes ready", || readiness.is_ready()).await;
-    Running {
-        addr,
-        readiness,
-        shutdown: Some(tx),
-        task,
-    }
+    Running::spawn(addr, readiness.clone(), |shutdown| {
+        server::serve_on(listener, settings, app, readiness, shutdown)
+    })
+    .await
 }
 
 async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
@@ -95,13 +113,16 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// Writes tls.crt/tls.key (the leaf pair) into `dir`.
-fn write_leaf(dir: &Path, pki: &DevPki) -> (PathBuf, PathBuf) {
-    let cert = dir.join("tls.crt");
-    let key = dir.join("tls.key");
+/// A new PKI with its leaf pair written as tls.crt/tls.key into a new temporary directory, which
+/// lives as long as the returned `TempDir`.
+fn leaf_files() -> (DevPki, tempfile::TempDir, PathBuf, PathBuf) {
+    let pki = new_pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
     std::fs::write(&cert, &pki.leaf.cert_pem).expect("write cert");
     std::fs::write(&key, &pki.leaf.key_pem).expect("write key");
-    (cert, key)
+    (pki, dir, cert, key)
 }
 
 fn client_config(
@@ -209,9 +230,7 @@ async fn wait_until_trusted(ca_pem: &str, addr: SocketAddr) {
 
 #[tokio::test]
 async fn serves_healthz_over_tls12_and_tls13() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     let server = start(settings(&cert, &key), Router::new()).await;
 
     for (version, expected) in [
@@ -231,9 +250,7 @@ async fn serves_healthz_over_tls12_and_tls13() {
 
 #[tokio::test]
 async fn negotiates_http2_and_http11_through_alpn() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     let server = start(settings(&cert, &key), Router::new()).await;
     let url = format!("https://{}/healthz", server.addr);
 
@@ -258,10 +275,8 @@ async fn negotiates_http2_and_http11_through_alpn() {
 
 #[tokio::test]
 async fn rejects_a_client_that_does_not_trust_the_ca() {
-    let pki = new_pki();
+    let (_pki, _dir, cert, key) = leaf_files();
     let stranger = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
     let server = start(settings(&cert, &key), Router::new()).await;
     assert!(healthz_with(&stranger.ca.cert_pem, server.addr)
         .await
@@ -271,40 +286,19 @@ async fn rejects_a_client_that_does_not_trust_the_ca() {
 
 #[tokio::test]
 async fn readiness_turns_true_when_listening_and_false_on_shutdown() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
-
-    install_provider();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let (pki, _dir, cert, key) = leaf_files();
     let readiness = Readiness::new();
     assert!(!readiness.is_ready(), "not ready before serving");
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve_on(
-        listener,
-        settings(&cert, &key),
-        server::health_routes(readiness.clone()),
-        readiness.clone(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    wait_until("ready", || readiness.is_ready()).await;
+    let server = start_with(settings(&cert, &key), Router::new(), readiness.clone()).await;
 
     let response = https_client(&pki.ca.cert_pem, BOTH)
-        .get(format!("https://{addr}/readyz"))
+        .get(format!("https://{}/readyz", server.addr))
         .send()
         .await
         .expect("readyz");
     assert_eq!(response.status(), 200);
 
-    tx.send(()).expect("send shutdown");
-    tokio::time::timeout(PATIENCE, task)
-        .await
-        .expect("stops")
-        .expect("no panic")
-        .expect("clean stop");
+    server.stop().await.expect("clean stop");
     assert!(!readiness.is_ready(), "not ready after shutdown");
 }
 
@@ -328,9 +322,7 @@ fn slow_app(delay: Duration) -> (Router, mpsc::UnboundedReceiver<()>) {
 #[tokio::test]
 async fn in_flight_request_finishes_after_shutdown_starts() {
     for alpn in [BOTH, &[b"http/1.1" as &[u8]][..]] {
-        let pki = new_pki();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (cert, key) = write_leaf(dir.path(), &pki);
+        let (pki, _dir, cert, key) = leaf_files();
         let (app, mut started) = slow_app(Duration::from_millis(800));
         let mut server = start(settings(&cert, &key), app).await;
 
@@ -376,9 +368,7 @@ async fn wait_until_refused(addr: SocketAddr) {
 
 #[tokio::test]
 async fn drain_timeout_cuts_off_requests_that_take_too_long() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     let (app, mut started) = slow_app(Duration::from_secs(60));
     let mut settings = settings(&cert, &key);
     settings.drain_timeout = Duration::from_millis(300);
@@ -509,10 +499,8 @@ async fn picks_up_a_secret_volume_symlink_swap_without_restart() {
 
 #[tokio::test]
 async fn keeps_serving_the_old_pair_when_new_files_are_broken() {
-    let old = new_pki();
+    let (old, _dir, cert, key) = leaf_files();
     let new = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &old);
     let server = start(settings(&cert, &key), Router::new()).await;
 
     // Unparseable certificate, then a valid certificate whose key is not in tls.key.
@@ -566,9 +554,7 @@ fn slow_settings(cert: &Path, key: &Path) -> ServerSettings {
 
 #[tokio::test]
 async fn disconnects_an_http11_client_that_sends_headers_too_slowly() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     let server = start(slow_settings(&cert, &key), Router::new()).await;
 
     let config = client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
@@ -600,9 +586,7 @@ async fn disconnects_an_http11_client_that_sends_headers_too_slowly() {
 
 #[tokio::test]
 async fn disconnects_an_http2_client_that_never_sends_a_request() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     let server = start(slow_settings(&cert, &key), Router::new()).await;
 
     let config = client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"h2"]);
@@ -621,9 +605,7 @@ async fn disconnects_an_http2_client_that_never_sends_a_request() {
 
 #[tokio::test]
 async fn disconnects_a_client_that_never_finishes_the_tls_handshake() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (_pki, _dir, cert, key) = leaf_files();
     let server = start(slow_settings(&cert, &key), Router::new()).await;
 
     let mut tcp = TcpStream::connect(server.addr).await.expect("connect");
@@ -636,9 +618,7 @@ async fn disconnects_a_client_that_never_finishes_the_tls_handshake() {
 
 #[tokio::test]
 async fn keeps_a_connection_with_a_request_in_progress_past_the_header_timeout() {
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     // The handler takes three header timeouts; the idle guard must not count that as idleness.
     let (app, _started) = slow_app(Duration::from_millis(1500));
     let server = start(slow_settings(&cert, &key), app).await;
@@ -656,11 +636,9 @@ async fn keeps_a_connection_with_a_request_in_progress_past_the_header_timeout()
 #[tokio::test]
 async fn startup_errors_name_the_missing_file_and_the_busy_address() {
     install_provider();
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (_pki, _dir, cert, key) = leaf_files();
 
-    let missing = dir.path().join("nope.crt");
+    let missing = cert.with_file_name("nope.crt");
     let err = server::serve(
         settings(&missing, &key),
         Router::new(),
@@ -693,9 +671,7 @@ async fn startup_errors_name_the_missing_file_and_the_busy_address() {
 #[tokio::test]
 async fn serve_binds_the_configured_address() {
     install_provider();
-    let pki = new_pki();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = write_leaf(dir.path(), &pki);
+    let (pki, _dir, cert, key) = leaf_files();
     // Pick a free port, release it, and hand it to serve.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -704,24 +680,14 @@ async fn serve_binds_the_configured_address() {
     let mut settings = settings(&cert, &key);
     settings.listen = addr;
     let readiness = Readiness::new();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(
-        settings,
-        server::health_routes(readiness.clone()),
-        readiness.clone(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    wait_until("ready", || readiness.is_ready()).await;
+    let app = server::health_routes(readiness.clone());
+    let server = Running::spawn(addr, readiness.clone(), |shutdown| {
+        server::serve(settings, app, readiness, shutdown)
+    })
+    .await;
     assert_eq!(
         healthz_with(&pki.ca.cert_pem, addr).await.expect("healthz"),
         "ok"
     );
-    let _ = tx.send(());
-    tokio::time::timeout(PATIENCE, task)
-        .await
-        .expect("stops")
-        .expect("no panic")
-        .expect("clean stop");
+    server.stop().await.expect("clean stop");
 }

@@ -19,6 +19,7 @@
 pub mod apiserver;
 mod fake;
 mod images;
+pub mod inprocess;
 mod registry;
 mod server;
 mod timefmt;
@@ -33,6 +34,7 @@ pub use token::{TokenRequest, TokenRules, TokenService};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use pullcheck::certs::DevPki;
 use sha2::{Digest as _, Sha256};
@@ -126,6 +128,40 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// Polls `condition` every 10 ms for up to `within`; whether it held in time.
+pub async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A Linux Node as the kubelet registers it: os, arch and hostname labels, and nodeInfo with
+/// the container `runtime` (`containerd://1.7.22`, `cri-o://1.30.2`, ...).
+pub fn linux_node(name: &str, arch: &str, runtime: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {
+            "kubernetes.io/arch": arch,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/hostname": name,
+        }},
+        "status": {"nodeInfo": {
+            "architecture": arch, "operatingSystem": "linux", "containerRuntimeVersion": runtime,
+            "kernelVersion": "6.8.0-45-generic", "osImage": "Ubuntu 24.04.1 LTS",
+            "bootID": "", "kubeProxyVersion": "", "kubeletVersion": "v1.33.1", "machineID": "",
+            "systemUUID": "",
+        }},
+    })
+}
+
 /// A rustls client config (ring provider) that trusts exactly the CAs in `ca_pem`.
 pub fn rustls_client_config(ca_pem: &str) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
@@ -149,7 +185,7 @@ pub fn client_builder_trusting(ca_pem: &str) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tls_backend_preconfigured(rustls_client_config(ca_pem))
         .no_proxy()
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(Duration::from_secs(30))
 }
 
 /// A reqwest client builder that trusts the shared test CA (reaches every test server).

@@ -1,0 +1,84 @@
+//! Reviews through `pullcheck::admission::Checker` inside the test process, without the server:
+//! a checker that trusts the test registries, AdmissionReview bodies, and the parts of the
+//! answer that tests assert on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pullcheck::admission::Checker;
+use pullcheck::cache::{AnswerCache, CacheSettings};
+use pullcheck::metrics::Metrics;
+use pullcheck::policy::{Mode, PolicySettings};
+use pullcheck::registry::{RegistryClient, RegistrySettings};
+use serde_json::Value;
+
+use super::webhook::{Review, Workload};
+use super::{install_crypto_provider, TestRegistry};
+
+/// A checker with the default policy and cache that trusts `registry`'s CA and gives each review
+/// `budget`. Callers add nodes or cluster credentials with `with_nodes` / `with_cluster`.
+pub fn checker(registry: &TestRegistry, budget: Duration) -> Checker {
+    install_crypto_provider();
+    let client = RegistryClient::new(&RegistrySettings {
+        extra_ca_files: vec![registry.ca_file().to_path_buf()],
+        ..RegistrySettings::default()
+    })
+    .expect("registry client");
+    Checker::new(
+        client,
+        AnswerCache::new(CacheSettings::default()),
+        PolicySettings::default(),
+        budget,
+        Arc::new(Metrics::new()),
+    )
+}
+
+/// The body of a CREATE AdmissionReview of a `workload` named `web` in `namespace`, with
+/// `pod_spec` as its pod (template) spec.
+pub fn review(workload: Workload, namespace: &str, pod_spec: Value) -> Vec<u8> {
+    let object = workload.object("web", namespace, pod_spec);
+    serde_json::to_vec(&Review::create(workload, object).json()).expect("AdmissionReview JSON")
+}
+
+/// What the checker answered, as a test asserts on it.
+pub struct Verdict {
+    pub allowed: bool,
+    /// `status.message` ("" when absent).
+    pub message: String,
+    pub warnings: Vec<String>,
+    /// The `resolved-images` audit annotation ("" when absent).
+    pub audit: String,
+}
+
+/// `response` of the AdmissionReview the checker answers to `body` in enforce mode.
+pub async fn response(checker: &Checker, body: Vec<u8>) -> Value {
+    let review = checker
+        .review(&body, Mode::Enforce)
+        .await
+        .expect("a review");
+    serde_json::to_value(&review).expect("json")["response"].clone()
+}
+
+/// Reviews `body` in enforce mode.
+pub async fn check(checker: &Checker, body: Vec<u8>) -> Verdict {
+    let r = response(checker, body).await;
+    Verdict {
+        allowed: r["allowed"].as_bool().expect("allowed"),
+        message: r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        warnings: r["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        audit: r["auditAnnotations"]["resolved-images"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
