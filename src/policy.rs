@@ -3,10 +3,11 @@
 use crate::admission::extract::ImageUse;
 use crate::credentials::keyring;
 use crate::credentials::resolve::{PodCredentials, SecretNote};
-use crate::placement::Target;
+use crate::placement::{self, Target};
 use crate::platform::Platform;
 use crate::reason::{Reason, ReasonClass};
 use crate::reference::{ImageRef, PullPolicy, ReferenceError};
+use crate::registry::Content;
 use crate::registry::{RegistryError, Resolved, Unreachable};
 use serde::Deserialize;
 use std::time::{Duration, SystemTime};
@@ -125,6 +126,43 @@ pub enum PlatformCheck {
         image: Platform,
         targets: Vec<Target>,
     },
+}
+
+/// What the content of a resolved digest means for the platforms the pod can land on. Pure.
+pub fn platform_check(content: &Content, targets: &[Target]) -> PlatformCheck {
+    match content {
+        Content::Index {
+            unlabelled: true, ..
+        } => PlatformCheck::Covered,
+        Content::Index { platforms, .. } => {
+            let coverage = placement::coverage(platforms, targets);
+            // A fallback match pulls: the node's own matcher accepts it.
+            let mut provided = coverage.provided;
+            provided.extend(coverage.fallback_only);
+            match (provided.is_empty(), coverage.missing.is_empty()) {
+                (_, true) => PlatformCheck::Covered,
+                (true, false) => PlatformCheck::Missing {
+                    provided: platforms.clone(),
+                    missing: coverage.missing,
+                },
+                (false, false) => PlatformCheck::Partial {
+                    provided,
+                    missing: coverage.missing,
+                },
+            }
+        }
+        Content::Image { platform } => {
+            let targets = placement::single_platform_mismatch(platform, targets);
+            if targets.is_empty() {
+                PlatformCheck::Covered
+            } else {
+                PlatformCheck::SingleMismatch {
+                    image: platform.clone(),
+                    targets,
+                }
+            }
+        }
+    }
 }
 
 impl CheckOutcome {

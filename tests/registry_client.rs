@@ -514,7 +514,7 @@ async fn reads_index_platforms_and_single_manifest_configs_by_digest() {
     Fixtures::seed(&registry).await;
     let client = client_for(registry.ca_file());
     let platforms_of = |content: &pullcheck::registry::Content| match content {
-        pullcheck::registry::Content::Index { platforms } => platforms
+        pullcheck::registry::Content::Index { platforms, .. } => platforms
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),

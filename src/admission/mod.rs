@@ -18,7 +18,7 @@ use crate::placement::{self, Candidates, Target};
 use crate::policy::PlatformCheck;
 use crate::policy::{self, CheckOutcome, Finding, Mode, PolicySettings, Verdict};
 use crate::reference::{ImageRef, PullPolicy};
-use crate::registry::{self, Content, RegistryClient, RegistryError, Resolved};
+use crate::registry::{self, RegistryClient, RegistryError, Resolved};
 use extract::{ExtractError, ImageUse, WorkloadKind};
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -454,36 +454,7 @@ impl Checker {
                 return PlatformCheck::NotChecked;
             }
         };
-        match &*content {
-            Content::Index { platforms } => {
-                let coverage = placement::coverage(platforms, targets);
-                // A fallback match pulls (the node's own matcher accepts it).
-                let mut provided = coverage.provided;
-                provided.extend(coverage.fallback_only);
-                match (provided.is_empty(), coverage.missing.is_empty()) {
-                    (_, true) => PlatformCheck::Covered,
-                    (true, false) => PlatformCheck::Missing {
-                        provided: platforms.clone(),
-                        missing: coverage.missing,
-                    },
-                    (false, false) => PlatformCheck::Partial {
-                        provided,
-                        missing: coverage.missing,
-                    },
-                }
-            }
-            Content::Image { platform } => {
-                let targets = placement::single_platform_mismatch(platform, targets);
-                if targets.is_empty() {
-                    PlatformCheck::Covered
-                } else {
-                    PlatformCheck::SingleMismatch {
-                        image: platform.clone(),
-                        targets,
-                    }
-                }
-            }
-        }
+        policy::platform_check(&content, targets)
     }
 
     /// One resolve with one credential, through the shared cache.

@@ -24,7 +24,12 @@ pub fn is_index(media_type: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// The platforms of an index's entries (attestations included; matching skips them).
-    Index { platforms: Vec<Platform> },
+    Index {
+        platforms: Vec<Platform>,
+        /// Some entry carries no platform: containerd's filter keeps such entries for every
+        /// node (`d.Platform == nil || m.Match(...)`), so every node can pull the image.
+        unlabelled: bool,
+    },
     /// A single manifest and the platform its config declares. containerd does not check it
     /// at pull time; a mismatch fails at start (exec format error).
     Image { platform: Platform },
@@ -51,17 +56,20 @@ struct Descriptor {
     digest: String,
 }
 
-/// Parses an index body into its entries' platforms. An entry without a platform counts as
-/// matching nothing we can name, so it is left out (containerd keeps it only for a nil filter).
-pub fn parse_index(body: &[u8]) -> Result<Vec<Platform>, RegistryError> {
+/// Parses an index body into its entries' platforms, and whether any entry has none.
+pub fn parse_index(body: &[u8]) -> Result<Content, RegistryError> {
     let doc: IndexDoc = serde_json::from_slice(body).map_err(|e| RegistryError::Protocol {
         detail: format!("the image index is not valid JSON: {e}"),
     })?;
-    Ok(doc
-        .manifests
-        .into_iter()
-        .filter_map(|m| m.platform)
-        .collect())
+    let unlabelled = doc.manifests.iter().any(|m| m.platform.is_none());
+    Ok(Content::Index {
+        platforms: doc
+            .manifests
+            .into_iter()
+            .filter_map(|m| m.platform)
+            .collect(),
+        unlabelled,
+    })
 }
 
 /// The config blob's digest from a single manifest body.
@@ -104,15 +112,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_index_platforms_and_skips_entries_without_one() {
+    fn reads_index_platforms_and_notes_entries_without_one() {
         let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"amd64"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:b","size":1,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:c","size":1,"platform":{"os":"unknown","architecture":"unknown"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:d","size":1}
         ]}"#;
-        let got = parse_index(body).expect("index");
-        let names: Vec<String> = got.iter().map(ToString::to_string).collect();
+        let Content::Index {
+            platforms,
+            unlabelled,
+        } = parse_index(body).expect("index")
+        else {
+            panic!("an index")
+        };
+        assert!(unlabelled);
+        let names: Vec<String> = platforms.iter().map(ToString::to_string).collect();
         assert_eq!(
             names,
             vec!["linux/amd64", "linux/arm64/v8", "unknown/unknown"]

@@ -212,9 +212,7 @@ impl RegistryClient {
                 );
                 let body = self.get_verified(&url, &target, credential, digest).await?;
                 let content = if content::is_index(media_type) {
-                    Content::Index {
-                        platforms: content::parse_index(&body)?,
-                    }
+                    content::parse_index(&body)?
                 } else {
                     let config = content::config_digest(&body)?;
                     let url = format!("{}/v2/{}/blobs/{config}", target.base, target.repository);
