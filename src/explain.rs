@@ -2,11 +2,11 @@
 
 use crate::admission::extract::{ImageField, ImageUse};
 use crate::admission::Checker;
-use crate::credentials::cluster::{classify_secret, ClusterReader, SecretLookup};
+use crate::credentials::cluster::{classify_secret, ClusterReader};
 use crate::credentials::dockerconfig;
 use crate::credentials::keyring::Keyring;
 use crate::credentials::pod::SecretRefs;
-use crate::credentials::resolve::{self, PodCredentials, SecretNote};
+use crate::credentials::resolve::{self, PodCredentials};
 use crate::policy::{self, CheckOutcome};
 use crate::reason::{Reason, ReasonClass};
 use crate::reference::{default_pull_policy, ImageRef};
@@ -124,16 +124,7 @@ pub async fn credentials(
                     .unwrap_or_else(|| path.display().to_string());
                 out.namespace = secret.metadata.namespace.clone().unwrap_or_default();
                 out.secrets.push(name.clone());
-                match classify_secret(&secret) {
-                    SecretLookup::Entries(entries) => {
-                        out.keyring.add(&format!("secret {name}"), &entries)
-                    }
-                    SecretLookup::Invalid(e) => out.invalid.push((name, e)),
-                    SecretLookup::NotPullSecret { why } => {
-                        out.notes.push(SecretNote::NotPullSecret { name, why })
-                    }
-                    SecretLookup::Missing => out.notes.push(SecretNote::Missing { name }),
-                }
+                out.add_secret(&name, &classify_secret(&secret));
             }
             if docker_configs.is_empty() {
                 return Ok((out, None));
@@ -242,12 +233,8 @@ pub async fn explain(
         digest: parsed.digest().map(str::to_string),
         pull_policy: default_pull_policy(image).as_str().to_string(),
     });
-    let repo = parsed.name();
-    out.credentials = credentials
-        .keyring
-        .lookup(&repo)
+    out.credentials = resolve::candidates(credentials, node, &parsed.name())
         .into_iter()
-        .chain(node.map(|k| k.lookup(&repo)).unwrap_or_default())
         .map(|m| CredentialView {
             key: m.key,
             source: m.credential.source().to_string(),

@@ -914,6 +914,87 @@ mod tests {
         assert!(got.is_empty(), "{got:?}");
     }
 
+    #[test]
+    fn platform_check_follows_the_nodes_matcher_and_unlabelled_entries() {
+        use crate::platform::MatcherKind;
+        let p = |s: &str| Platform::parse(s).expect("platform");
+        let target = |s: &str, matcher, nodes| Target {
+            platform: p(s),
+            matcher,
+            nodes,
+        };
+        let index = |platforms: &[&str], unlabelled| Content::Index {
+            platforms: platforms.iter().map(|s| p(s)).collect(),
+            unlabelled,
+        };
+        let amd = target("linux/amd64", MatcherKind::ContainerdOnly, 3);
+        let arm_legacy = target("linux/arm64/v8", MatcherKind::ContainerdOnly, 1);
+        let arm_strict = target("linux/arm64/v8", MatcherKind::ContainerdStrict, 1);
+        let name = |c: &PlatformCheck| match c {
+            PlatformCheck::NotChecked => "not checked",
+            PlatformCheck::Covered => "covered",
+            PlatformCheck::Missing { .. } => "missing",
+            PlatformCheck::Partial { .. } => "partial",
+            PlatformCheck::SingleMismatch { .. } => "single mismatch",
+        };
+        let cases = [
+            (
+                index(&["linux/amd64", "linux/arm64"], false),
+                vec![amd.clone(), arm_strict.clone()],
+                "covered",
+            ),
+            (index(&["linux/arm64"], false), vec![amd.clone()], "missing"),
+            (
+                index(&["linux/arm64"], false),
+                vec![amd.clone(), arm_strict.clone()],
+                "partial",
+            ),
+            // arm64 on containerd <= 2.0 falls back to arm/v7; 2.1 and later do not.
+            (
+                index(&["linux/arm/v7"], false),
+                vec![arm_legacy.clone()],
+                "covered",
+            ),
+            (
+                index(&["linux/arm/v7"], false),
+                vec![arm_strict.clone()],
+                "missing",
+            ),
+            // Attestations never count; entries without a platform match every node.
+            (
+                index(&["unknown/unknown"], false),
+                vec![amd.clone()],
+                "missing",
+            ),
+            (
+                index(&[], true),
+                vec![amd.clone(), arm_strict.clone()],
+                "covered",
+            ),
+            (
+                Content::Image {
+                    platform: p("linux/amd64"),
+                },
+                vec![amd.clone()],
+                "covered",
+            ),
+            (
+                Content::Image {
+                    platform: p("linux/arm64"),
+                },
+                vec![amd.clone()],
+                "single mismatch",
+            ),
+        ];
+        for (content, targets, want) in cases {
+            assert_eq!(
+                name(&platform_check(&content, &targets)),
+                want,
+                "{content:?} {targets:?}"
+            );
+        }
+    }
+
     fn finding(reason: Reason) -> Finding {
         Finding {
             reason,

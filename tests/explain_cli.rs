@@ -140,8 +140,8 @@ fn lists_matching_credentials_in_kubelet_order_without_secrets() {
     assert_eq!(
         v["credentials"],
         json!([
-            {"key": "registry.corp.io/team", "source": "secret team", "username": "team-bot"},
-            {"key": "registry.corp.io", "source": "secret org", "username": "org-bot"}
+            {"key": "registry.corp.io/team", "source": "secret prod/team", "username": "team-bot"},
+            {"key": "registry.corp.io", "source": "secret prod/org", "username": "org-bot"}
         ])
     );
     let text = explain(&[
@@ -162,7 +162,7 @@ fn lists_matching_credentials_in_kubelet_order_without_secrets() {
     }
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("1. key registry.corp.io  user \"org-bot\"  from secret org"),
+        text.contains("1. key registry.corp.io  user \"org-bot\"  from secret prod/org"),
         "{text}"
     );
 }
@@ -188,7 +188,7 @@ async fn checks_the_registry_with_the_secret_a_user_is_about_to_apply() {
     assert!(v["result"]["message"]
         .as_str()
         .unwrap_or_default()
-        .contains("secret good"));
+        .contains("secret prod/good"));
 
     let v = json_exiting(&explain_json(Some(&bad)), 1);
     assert_eq!(v["result"]["reason"], "unauthorized");

@@ -17,6 +17,7 @@ use crate::nodes::NodeSet;
 use crate::placement::{self, Candidates, Target};
 use crate::policy::PlatformCheck;
 use crate::policy::{self, CheckOutcome, Finding, Mode, PolicySettings, Verdict};
+use crate::reason::ReasonClass;
 use crate::reference::{ImageRef, PullPolicy};
 use crate::registry::{self, RegistryClient, RegistryError, Resolved};
 use extract::{ExtractError, ImageUse, WorkloadKind};
@@ -127,6 +128,15 @@ pub struct NodeCredentials {
     /// with credentials pullcheck cannot see: images there are not checked when no pod
     /// secret matches, and a warning says so.
     pub unchecked: Vec<String>,
+}
+
+impl NodeCredentials {
+    /// Whether nodes pull `repo_to_pull` with credentials pullcheck cannot see.
+    pub fn pulls(&self, repo_to_pull: &str) -> bool {
+        self.unchecked
+            .iter()
+            .any(|pattern| keyring::urls_match(pattern, repo_to_pull))
+    }
 }
 
 /// Checks images against registries, sharing answers between reviews.
@@ -348,83 +358,78 @@ impl Checker {
             };
         }
         let repo = image.name();
-        let mut matched: Vec<Credential> = credentials
-            .keyring
-            .lookup(&repo)
-            .into_iter()
-            .map(|m| m.credential)
-            .collect();
-        if let Some(node) = &self.node.keyring {
-            matched.extend(node.lookup(&repo).into_iter().map(|m| m.credential));
-        }
-        if matched.is_empty()
-            && self
-                .node
-                .unchecked
-                .iter()
-                .any(|pattern| keyring::urls_match(pattern, &repo))
-        {
+        let matched: Vec<Credential> =
+            resolve::candidates(credentials, self.node.keyring.as_ref(), &repo)
+                .into_iter()
+                .map(|m| m.credential)
+                .collect();
+        let node_pulls = self.node.pulls(&repo);
+        if matched.is_empty() && node_pulls {
             return CheckOutcome::NodeCredentials;
         }
-        let checking = async {
-            match self.check_one(image, &matched).await {
-                Err((error, credential)) => CheckOutcome::Failed {
-                    error,
-                    credential_source: credential.map(|c| c.source().to_string()),
-                },
-                Ok((resolved, credential)) => {
-                    let platforms = match targets {
-                        Some(targets) => {
-                            self.check_platforms(image, &resolved, credential, targets)
-                                .await
-                        }
-                        None => PlatformCheck::NotChecked,
-                    };
-                    CheckOutcome::Found {
-                        resolved,
-                        credential_source: credential.map(|c| c.source().to_string()),
-                        platforms,
+        let (resolved, credential) =
+            match tokio::time::timeout_at(deadline, self.check_one(image, &matched)).await {
+                Err(_) => {
+                    return CheckOutcome::TimedOut {
+                        budget: self.budget,
                     }
                 }
-            }
+                // The kubelet's union keyring goes on to the node's credential provider when
+                // the pod's secrets fail; we cannot, so we do not judge.
+                Ok(Err((RegistryError::Unauthorized { .. } | RegistryError::Denied { .. }, _)))
+                    if node_pulls =>
+                {
+                    return CheckOutcome::NodeCredentials
+                }
+                Ok(Err((error, credential))) => {
+                    return CheckOutcome::Failed {
+                        error,
+                        credential_source: credential.map(|c| c.source().to_string()),
+                    }
+                }
+                Ok(Ok(found)) => found,
+            };
+        // The image exists; a platform check that runs out of time says nothing rather than
+        // turning an existing image into "did not answer in time".
+        let platforms = match targets {
+            Some(targets) => tokio::time::timeout_at(
+                deadline,
+                self.check_platforms(image, &resolved, credential, targets),
+            )
+            .await
+            .unwrap_or_default(),
+            None => PlatformCheck::NotChecked,
         };
-        match tokio::time::timeout_at(deadline, checking).await {
-            Ok(outcome) => outcome,
-            Err(_) => CheckOutcome::TimedOut {
-                budget: self.budget,
-            },
+        CheckOutcome::Found {
+            resolved,
+            credential_source: credential.map(|c| c.source().to_string()),
+            platforms,
         }
     }
 
     /// The kubelet's rule: with no matching credentials one anonymous pull; otherwise each
     /// credential in order, the first success wins, and no anonymous attempt after them
-    /// (`kuberuntime_image.go` PullImage). A failure reports the first credential's error,
-    /// the one the user most likely meant.
+    /// (`kuberuntime_image.go` PullImage).
     async fn check_one<'c>(
         &self,
         image: &ImageRef,
         credentials: &'c [Credential],
     ) -> Result<(Resolved, Option<&'c Credential>), (RegistryError, Option<&'c Credential>)> {
-        let attempts: Vec<Option<&Credential>> = if credentials.is_empty() {
-            vec![None]
-        } else {
-            credentials.iter().map(Some).collect()
+        // No credentials: `first()` is None, the one anonymous attempt.
+        let mut rest = credentials.iter();
+        let first = rest.next();
+        let first_failure = match self.attempt(image, first).await {
+            Ok(resolved) => return Ok((resolved, first)),
+            Err(error) => (error, first),
         };
-        let mut first_failure = None;
-        for credential in attempts {
-            match self.attempt(image, credential).await {
-                Ok(resolved) => return Ok((resolved, credential)),
-                Err(error) => {
-                    first_failure.get_or_insert((error, credential));
-                }
+        let mut failures = Vec::new();
+        for credential in rest {
+            match self.attempt(image, Some(credential)).await {
+                Ok(resolved) => return Ok((resolved, Some(credential))),
+                Err(error) => failures.push((error, Some(credential))),
             }
         }
-        Err(first_failure.unwrap_or((
-            RegistryError::Protocol {
-                detail: "no attempt was made".into(),
-            },
-            None,
-        )))
+        Err(telling_failure(first_failure, failures))
     }
 
     /// Whether the pod's possible nodes can pull (index) and run (single manifest) what the
@@ -535,6 +540,31 @@ pub fn operation_str(op: &Operation) -> &'static str {
     }
 }
 
+/// Which of several failed attempts explains the pull best. Pure.
+///
+/// An attempt that could not tell (429, 5xx, unreachable) means a later kubelet retry with that
+/// credential may well succeed, so the whole answer is "could not tell". Otherwise a definite
+/// "not found" from a credential the registry accepted beats another credential's refusal;
+/// failing that, the first credential's error, the one the pod meant most specifically.
+pub fn telling_failure<C>(
+    first: (RegistryError, C),
+    rest: Vec<(RegistryError, C)>,
+) -> (RegistryError, C) {
+    let rank = |e: &RegistryError| match e {
+        e if e.reason().class() == ReasonClass::Undetermined => 0,
+        RegistryError::ManifestUnknown { .. } | RegistryError::NameUnknown => 1,
+        _ => 2,
+    };
+    // Strictly better only: among equals the earliest, in the pod's order, stays.
+    rest.into_iter().fold(first, |best, next| {
+        if rank(&next.0) < rank(&best.0) {
+            next
+        } else {
+            best
+        }
+    })
+}
+
 /// Findings for every image use, in object order. Pure.
 pub fn collect_findings(
     uses: &[ImageUse],
@@ -594,4 +624,58 @@ pub fn respond(
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Unreachable;
+
+    #[test]
+    fn the_telling_failure_of_several_credentials() {
+        let refused = || RegistryError::Unauthorized {
+            with_credentials: true,
+            detail: None,
+        };
+        let missing = || RegistryError::ManifestUnknown {
+            suggestions: vec![],
+        };
+        let limited = || RegistryError::RateLimited { retry_after: None };
+        let down = || RegistryError::Unreachable {
+            cause: Unreachable::Timeout,
+            detail: String::new(),
+        };
+        // (failures in pod order, index of the one reported)
+        let cases: Vec<(Vec<RegistryError>, usize)> = vec![
+            (vec![refused()], 0),
+            (vec![refused(), refused()], 0),
+            // A credential the registry accepted says the tag is missing: that is the news.
+            (vec![refused(), missing()], 1),
+            // A credential that could not be tried may still work: could not tell.
+            (vec![refused(), limited()], 1),
+            (vec![missing(), down()], 1),
+            (vec![limited(), down()], 0),
+        ];
+        for (failures, want) in cases {
+            let mut tagged = failures.into_iter().enumerate().map(|(i, e)| (e, i));
+            let first = tagged.next().expect("a failure");
+            let (_, got) = telling_failure(first, tagged.collect());
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn node_credentials_cover_registries_by_keyring_pattern() {
+        let node = NodeCredentials {
+            keyring: None,
+            unchecked: vec![
+                "*.dkr.ecr.*.amazonaws.com".into(),
+                "*-docker.pkg.dev".into(),
+            ],
+        };
+        assert!(node.pulls("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"));
+        assert!(node.pulls("europe-docker.pkg.dev/proj/repo/app"));
+        assert!(!node.pulls("docker.io/library/nginx"));
+        assert!(!node.pulls("ecr.amazonaws.com/app"));
+    }
 }

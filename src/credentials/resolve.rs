@@ -2,7 +2,7 @@
 
 use super::cluster::{AccountLookup, ClusterReader, ReadError, SecretLookup};
 use super::dockerconfig::DockerConfigError;
-use super::keyring::Keyring;
+use super::keyring::{Keyring, Match};
 use super::pod::SecretRefs;
 
 /// What the kubelet will have in hand for this pod's pulls, and what a user should hear about
@@ -93,23 +93,49 @@ pub async fn resolve(
             Err(e) => {
                 out.unknown.get_or_insert(e);
             }
-            Ok(found) => match &*found {
-                SecretLookup::Missing => out.notes.push(SecretNote::Missing { name: name.clone() }),
-                SecretLookup::NotPullSecret { why } => out.notes.push(SecretNote::NotPullSecret {
-                    name: name.clone(),
-                    why: why.clone(),
-                }),
-                SecretLookup::Invalid(e) => out.invalid.push((name.clone(), e.clone())),
-                SecretLookup::Entries(entries) => {
-                    out.keyring.add(&secret_source(namespace, name), entries)
-                }
-            },
+            Ok(found) => out.add_secret(name, &found),
         }
     }
     out
 }
 
-/// How a secret is named in messages and audit annotations.
+impl PodCredentials {
+    /// Takes one referenced secret as the kubelet does: entries join the keyring (in pod
+    /// order), a missing or non-pull secret is skipped with a note, a malformed one poisons
+    /// every pull of the pod.
+    pub fn add_secret(&mut self, name: &str, lookup: &SecretLookup) {
+        match lookup {
+            SecretLookup::Missing => self.notes.push(SecretNote::Missing {
+                name: name.to_string(),
+            }),
+            SecretLookup::NotPullSecret { why } => self.notes.push(SecretNote::NotPullSecret {
+                name: name.to_string(),
+                why: why.clone(),
+            }),
+            SecretLookup::Invalid(e) => self.invalid.push((name.to_string(), e.clone())),
+            SecretLookup::Entries(entries) => self
+                .keyring
+                .add(&secret_source(&self.namespace, name), entries),
+        }
+    }
+}
+
+/// The credentials the kubelet tries for `repo_to_pull`, in order: the pod's secrets, then the
+/// node keyring (`UnionDockerKeyring`).
+pub fn candidates(pod: &PodCredentials, node: Option<&Keyring>, repo_to_pull: &str) -> Vec<Match> {
+    let mut matched = pod.keyring.lookup(repo_to_pull);
+    if let Some(node) = node {
+        matched.extend(node.lookup(repo_to_pull));
+    }
+    matched
+}
+
+/// How a secret is named in messages and audit annotations (`secret prod/regcred`, or just
+/// `secret regcred` for a manifest that names no namespace).
 pub fn secret_source(namespace: &str, name: &str) -> String {
-    format!("secret {namespace}/{name}")
+    if namespace.is_empty() {
+        format!("secret {name}")
+    } else {
+        format!("secret {namespace}/{name}")
+    }
 }
