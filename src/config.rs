@@ -467,7 +467,13 @@ impl Settings {
             kubernetes: k.enabled.unwrap_or(KubernetesMode::Auto),
             cluster,
             node_docker_config: merged.node_credentials.docker_config,
-            node_registries: merged.node_credentials.registries.unwrap_or_default(),
+            node_registries: merged
+                .node_credentials
+                .registries
+                .unwrap_or_default()
+                .iter()
+                .map(|p| registry_pattern(p))
+                .collect::<Result<_, _>>()?,
             platforms,
         })
     }
@@ -483,6 +489,23 @@ impl RegistryArgs {
             .insecure_registries
             .extend(self.insecure_registry.iter().cloned());
     }
+}
+
+/// A `nodeCredentials.registries` entry in the keyring's pattern syntax (`*.azurecr.io`,
+/// `registry.corp.io:5000/team`): a scheme is dropped as the kubelet drops it from keys;
+/// anything that could never match an image is refused rather than silently ignored.
+fn registry_pattern(pattern: &str) -> Result<String, ConfigError> {
+    let trimmed = pattern
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.contains(char::is_whitespace) || trimmed.starts_with('/') {
+        return Err(ConfigError::Invalid(format!(
+            "nodeCredentials.registries: {pattern:?} is not a registry pattern (e.g. *.dkr.ecr.*.amazonaws.com)"
+        )));
+    }
+    Ok(trimmed.to_string())
 }
 
 fn read_file(path: &Path) -> Result<String, ConfigError> {

@@ -383,18 +383,32 @@ fn buildx_platforms(provided: &[Platform], missing: &[Target]) -> String {
 /// Why an anonymous pull happened although the pod may have meant to authenticate: keys that
 /// almost match the image, and secrets the kubelet skipped.
 fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> String {
-    let mut parts: Vec<String> = keyring::near_misses(&credentials.keyring.keys(), &image.name())
+    let matched = credentials.keyring.lookup(&image.name());
+    let mut parts: Vec<String> = matched
         .iter()
-        .map(|miss| {
+        .filter(|m| m.credential.is_empty())
+        .map(|m| {
             format!(
-                "{} has credentials for {} but the image is pulled from {} ({})",
-                miss.source,
-                miss.key,
-                image.containerd_hostname(),
-                miss.why
+                "{} matches {} but has no username, so the pull is anonymous (the kubelet \
+                 ignores identity tokens)",
+                m.credential.source(),
+                m.key
             )
         })
         .collect();
+    parts.extend(
+        keyring::near_misses(&credentials.keyring.keys(), &image.name())
+            .iter()
+            .map(|miss| {
+                format!(
+                    "{} has credentials for {} but the image is pulled from {} ({})",
+                    miss.source,
+                    miss.key,
+                    image.containerd_hostname(),
+                    miss.why
+                )
+            }),
+    );
     for note in &credentials.notes {
         match note {
             SecretNote::Missing { name } => parts.push(format!(

@@ -332,3 +332,40 @@ async fn metrics_count_reviews_by_decision() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn update_rechecks_every_image_when_secrets_or_placement_change() {
+    let old = pod(json!([{"name": "app", "image": "Bad:1"}]));
+    for (field, value) in [
+        ("imagePullSecrets", json!([{"name": "regcred"}])),
+        ("serviceAccountName", json!("builder")),
+        ("nodeSelector", json!({"kubernetes.io/arch": "arm64"})),
+        ("tolerations", json!([{"operator": "Exists"}])),
+    ] {
+        let mut new = old.clone();
+        new["spec"][field] = value;
+        let (_, bytes) = post(
+            app(Mode::Enforce),
+            "/validate",
+            review("UPDATE", POD, new, old.clone()),
+        )
+        .await;
+        let r = response(&bytes);
+        assert_eq!(r["allowed"], false, "changing {field} re-checks the images");
+    }
+}
+
+#[tokio::test]
+async fn mirror_pods_are_not_checked() {
+    let mut mirror = pod(json!([{"name": "etcd", "image": "Bad:1"}]));
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "5f2b3c"});
+    let (_, bytes) = post(
+        app(Mode::Enforce),
+        "/validate",
+        review("CREATE", POD, mirror, Value::Null),
+    )
+    .await;
+    let r = response(&bytes);
+    assert_eq!(r["allowed"], true);
+    assert!(r.get("warnings").is_none(), "{r}");
+}

@@ -21,12 +21,20 @@ use crate::reason::ReasonClass;
 use crate::reference::{ImageRef, PullPolicy};
 use crate::registry::{self, RegistryClient, RegistryError, Resolved};
 use extract::{ExtractError, ImageUse, WorkloadKind};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::DynamicObject;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Marks a mirror pod (`kubetypes.ConfigMirrorAnnotationKey`).
+const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// At most this many images of one review are checked at the same time: a pod naming
+/// hundreds of registries must not open hundreds of connections at once.
+const CONCURRENT_CHECKS: usize = 16;
 
 /// Audit annotation holding what each checked image resolved to.
 pub const AUDIT_RESOLVED: &str = "resolved-images";
@@ -71,6 +79,16 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     let Some(object) = &request.object else {
         return plan;
     };
+    // A mirror pod stands for a static pod the kubelet already runs from a file, pulled with the
+    // node's own credentials; denying it would only hide the running pod from the API.
+    if object
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION))
+    {
+        return plan;
+    }
     let gvk = &request.kind;
     let read = |obj: &DynamicObject| {
         extract::extract(
@@ -102,12 +120,19 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     plan.kind = Some(workload.kind);
     plan.secrets = Some(secret_refs(workload.kind, &workload.spec));
     // On UPDATE only images new relative to the old object cost a registry call, so a scale
-    // or a label edit is free. An unreadable old object means every image is new.
-    let old_images = match (&request.operation, &request.old_object) {
-        (Operation::Update, Some(old)) => read(old).map(|w| w.images).unwrap_or_default(),
-        _ => Vec::new(),
+    // or a label edit is free. When what decides the pull changed (secrets, service account,
+    // placement) every image is checked again; so it is when the old object is unreadable.
+    let old = match (&request.operation, &request.old_object) {
+        (Operation::Update, Some(old)) => read(old).ok(),
+        _ => None,
     };
-    plan.uses = extract::new_images(&workload.images, &old_images)
+    let changed: Vec<&ImageUse> = match &old {
+        Some(old) if !pulls_differently(&old.spec, &workload.spec) => {
+            extract::new_images(&workload.images, &old.images)
+        }
+        _ => workload.images.iter().collect(),
+    };
+    plan.uses = changed
         .into_iter()
         // The kubelet never pulls these (ErrImageNeverPull if absent): nothing to check.
         .filter(|u| u.pull_policy != PullPolicy::Never)
@@ -115,6 +140,17 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
         .collect();
     plan.spec = Some(workload.spec);
     plan
+}
+
+/// Whether an update changes which credentials or which nodes a pod's pulls use. Pure.
+fn pulls_differently(old: &PodSpec, new: &PodSpec) -> bool {
+    old.image_pull_secrets != new.image_pull_secrets
+        || old.service_account_name != new.service_account_name
+        || old.node_selector != new.node_selector
+        || old.affinity != new.affinity
+        || old.tolerations != new.tolerations
+        || old.os != new.os
+        || old.node_name != new.node_name
 }
 
 /// Credentials that nodes have and pods do not show: the node's docker config and cloud
@@ -284,7 +320,7 @@ impl Checker {
             Err(_) => {
                 let mut credentials = PodCredentials::anonymous(namespace);
                 credentials.unknown = Some(crate::credentials::cluster::ReadError {
-                    what: "pull secrets of namespace",
+                    what: "pull secrets",
                     namespace: namespace.to_string(),
                     name: String::new(),
                     detail: "the Kubernetes API did not answer within the review budget".into(),
@@ -305,34 +341,37 @@ impl Checker {
         let mut distinct: Vec<&str> = uses.iter().map(|u| u.image.as_str()).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let checks = distinct.into_iter().map(|image| async move {
-            let checked = match ImageRef::parse_normalized(image) {
-                Err(e) => Checked {
-                    image: None,
-                    outcome: CheckOutcome::Invalid(e),
-                },
-                Ok(parsed) => {
-                    let outcome = self
-                        .check_parsed(&parsed, credentials, targets, deadline)
-                        .await;
-                    Checked {
-                        image: Some(parsed),
-                        outcome,
-                    }
-                }
-            };
-            self.metrics
-                .image_checks
-                .get_or_create(&ReasonLabels {
-                    reason: checked.outcome.reason().as_str(),
-                })
-                .inc();
-            (image.to_string(), checked)
-        });
-        futures::future::join_all(checks)
-            .await
+        let checks: Vec<_> = distinct
             .into_iter()
+            .map(|image| async move {
+                let checked = match ImageRef::parse_normalized(image) {
+                    Err(e) => Checked {
+                        image: None,
+                        outcome: CheckOutcome::Invalid(e),
+                    },
+                    Ok(parsed) => {
+                        let outcome = self
+                            .check_parsed(&parsed, credentials, targets, deadline)
+                            .await;
+                        Checked {
+                            image: Some(parsed),
+                            outcome,
+                        }
+                    }
+                };
+                self.metrics
+                    .image_checks
+                    .get_or_create(&ReasonLabels {
+                        reason: checked.outcome.reason().as_str(),
+                    })
+                    .inc();
+                (image.to_string(), checked)
+            })
+            .collect();
+        futures::stream::iter(checks)
+            .buffer_unordered(CONCURRENT_CHECKS)
             .collect()
+            .await
     }
 
     async fn check_parsed(

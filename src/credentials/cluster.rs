@@ -39,12 +39,20 @@ pub enum AccountLookup {
 /// The API could not be asked (down, timed out, forbidden): we cannot tell which credentials
 /// the kubelet will use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {namespace}/{name}: {detail}")]
+#[error("{what} {}: {detail}", object_name(.namespace, .name))]
 pub struct ReadError {
     pub what: &'static str,
     pub namespace: String,
     pub name: String,
     pub detail: String,
+}
+
+fn object_name(namespace: &str, name: &str) -> String {
+    if name.is_empty() {
+        format!("in namespace {namespace}")
+    } else {
+        format!("{namespace}/{name}")
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

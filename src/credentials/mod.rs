@@ -47,10 +47,10 @@ impl Credential {
         &self.source
     }
 
-    /// containerd drops empty credentials and pulls anonymously (`ParseAuth` returns "", "";
-    /// Basic auth then errors "no basic auth credentials"), e.g. for identity-token-only entries.
+    /// containerd's `ParseAuth` reads the password only with a username: without one the
+    /// pull is anonymous (identity-token-only entries, or a password with no user).
     pub fn is_empty(&self) -> bool {
-        self.username.is_empty() && self.password.is_empty()
+        self.username.is_empty()
     }
 
     /// A fingerprint that identifies the secret material without revealing it. Every cache key

@@ -4,6 +4,7 @@ use super::cluster::{AccountLookup, ClusterReader, ReadError, SecretLookup};
 use super::dockerconfig::DockerConfigError;
 use super::keyring::{Keyring, Match};
 use super::pod::SecretRefs;
+use futures::StreamExt as _;
 
 /// What the kubelet will have in hand for this pod's pulls, and what a user should hear about
 /// the secrets on the way.
@@ -85,8 +86,13 @@ pub async fn resolve(
             }
         }
     };
-    let lookups =
-        futures::future::join_all(names.iter().map(|name| reader.secret(namespace, name))).await;
+    // In pod order, a few at a time: a pod listing hundreds of names must not fire hundreds
+    // of API requests at once.
+    let reads: Vec<_> = names
+        .iter()
+        .map(|name| reader.secret(namespace, name))
+        .collect();
+    let lookups: Vec<_> = futures::stream::iter(reads).buffered(8).collect().await;
     for (name, lookup) in names.iter().zip(lookups) {
         out.secrets.push(name.clone());
         match lookup {

@@ -181,7 +181,7 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => Err(self
                 .explain_not_found(image, &target, authorization.as_deref())
                 .await),
-            _ => Err(classify_failure(resp).await),
+            _ => Err(classify_failure(resp, credential.is_some() && authorization.is_some()).await),
         }
     }
 
@@ -240,7 +240,7 @@ impl RegistryClient {
             .send_authorized(Method::GET, url, target, credential)
             .await?;
         if !resp.status().is_success() {
-            return Err(classify_failure(resp).await);
+            return Err(classify_failure(resp, credential.is_some()).await);
         }
         let body = read_limited(resp).await?;
         content::verify(digest, &body)?;
@@ -405,7 +405,7 @@ impl RegistryClient {
             });
         }
         if !status.is_success() {
-            return Err(classify_failure(resp).await);
+            return Err(classify_failure(resp, credential.is_some()).await);
         }
         let body = read_limited(resp).await?;
         #[derive(serde::Deserialize)]
@@ -538,12 +538,12 @@ fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Classifies a non-success, non-404 answer.
-async fn classify_failure(resp: Response) -> RegistryError {
+/// Classifies a non-success, non-404 answer to a request made with (or without) credentials.
+async fn classify_failure(resp: Response, with_credentials: bool) -> RegistryError {
     let status = resp.status();
     match status {
         StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
-            with_credentials: false,
+            with_credentials,
             detail: error_message(resp).await,
         },
         StatusCode::FORBIDDEN => RegistryError::Denied {

@@ -14,6 +14,11 @@ pub fn nearest_tags<'a>(wanted: &str, tags: &'a [String], max: usize) -> Vec<&'a
         .iter()
         .filter(|t| t.as_str() != wanted)
         .filter_map(|t| {
+            // Tags whose lengths differ by more than the limit cannot be close: skip them before
+            // paying for the distance (tag lists can be long).
+            if t.len().abs_diff(wanted.len()) > limit {
+                return None;
+            }
             let lower = look_alike(t);
             let d = if lower == wanted_lower
                 || lower.strip_prefix('v') == Some(wanted_lower.as_str())
