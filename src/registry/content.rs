@@ -35,6 +35,23 @@ pub enum Content {
     Image { platform: Platform },
 }
 
+impl Content {
+    /// Roughly how many bytes this holds, for the cache's weigher.
+    pub fn approximate_size(&self) -> usize {
+        let platform = |p: &Platform| {
+            64 + p.os.len()
+                + p.architecture.len()
+                + p.variant.as_ref().map_or(0, String::len)
+                + p.os_version.as_ref().map_or(0, String::len)
+                + p.os_features.iter().map(String::len).sum::<usize>()
+        };
+        match self {
+            Content::Index { platforms, .. } => platforms.iter().map(platform).sum::<usize>() + 32,
+            Content::Image { platform: p } => platform(p) + 32,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct IndexDoc {
     #[serde(default)]

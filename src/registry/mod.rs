@@ -34,6 +34,13 @@ application/vnd.oci.image.index.v1+json, */*";
 /// more is not trusted with our memory.
 const MAX_BODY: usize = 4 << 20;
 
+/// What the token and content caches may hold each, in bytes (approximately).
+const CACHE_BYTES: u64 = 64 << 20;
+
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
 /// Registry tokens are JWTs of a few KiB; anything far larger is not kept in the token cache.
 const MAX_TOKEN: usize = 16 << 10;
 
@@ -135,12 +142,22 @@ impl RegistryClient {
                 .max_capacity(4096)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            // Both caches are bounded in bytes, not entries: a hostile registry serving many
+            // repositories with large tokens or indexes must not grow this process without end.
             tokens: moka::future::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(CACHE_BYTES)
+                .weigher(|key: &TokenKey, token: &Token| {
+                    weight(key.realm.len() + key.scope.len() + token.value.len())
+                })
                 // No token lives longer than this, whatever the token service says.
                 .time_to_live(Duration::from_secs(300))
                 .build(),
-            content: moka::future::Cache::new(20_000),
+            content: moka::future::Cache::builder()
+                .max_capacity(CACHE_BYTES)
+                .weigher(|key: &(String, String), content: &Arc<Content>| {
+                    weight(key.0.len() + key.1.len() + content.approximate_size())
+                })
+                .build(),
         })
     }
 
@@ -175,8 +192,11 @@ impl RegistryClient {
         match resp.status() {
             s if s.is_success() => Ok(Resolved {
                 digest: answered_digest(image, header_str(&resp, "docker-content-digest"))?,
+                // Media types are short; a longer header is not one, and it would be cached.
                 media_type: header_str(&resp, header::CONTENT_TYPE.as_str())
-                    .map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_owned()),
+                    .map(|ct| ct.split(';').next().unwrap_or(ct).trim())
+                    .filter(|ct| ct.len() <= 255)
+                    .map(str::to_owned),
             }),
             StatusCode::NOT_FOUND => Err(self
                 .explain_not_found(image, &target, authorization.as_deref())
