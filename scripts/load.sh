@@ -97,5 +97,6 @@ local f = io.open("$work/review.json", "r")
 wrk.body = f:read("*a")
 f:close()
 EOF
-echo "wrk: $DURATION s, $CONNECTIONS connections, 2 threads, 5-container Deployment, answers cached"
-wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "$url"
+threads=$((CONNECTIONS < 2 ? CONNECTIONS : 2)) # wrk needs a connection per thread
+echo "wrk: $DURATION s, $CONNECTIONS connections, $threads threads, 5-container Deployment, answers cached"
+wrk -t"$threads" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/post.lua" "$url"
