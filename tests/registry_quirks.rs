@@ -141,3 +141,35 @@ async fn a_malformed_or_lying_digest_is_a_registry_error() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn suggestions_follow_a_paginated_tag_list() {
+    let fake = FakeRegistry::start(|req| {
+        let tags_page = |tags: &str| {
+            Reply::status(200)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"name":"lib/app","tags":[{tags}]}}"#))
+        };
+        match (req.path.as_str(), req.query.as_deref()) {
+            ("/v2/lib/app/tags/list", None) => tags_page(r#""v0.1","v0.2""#).header(
+                "link",
+                r#"</v2/lib/app/tags/list?last=v0.2&n=2>; rel="next""#,
+            ),
+            ("/v2/lib/app/tags/list", Some(_)) => tags_page(r#""v2.0.0","v2.0.1""#),
+            _ => Reply::status(404),
+        }
+    });
+    let got = client(&fake)
+        .resolve(
+            &ImageRef::parse_normalized(&fake.image("lib/app", "v2.0.l")).expect("ref"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        got,
+        Err(RegistryError::ManifestUnknown {
+            suggestions: vec!["v2.0.1".into()]
+        })
+    );
+    assert_eq!(fake.count("GET", "/v2/lib/app/tags/list"), 2);
+}

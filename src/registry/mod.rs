@@ -34,6 +34,9 @@ application/vnd.oci.image.index.v1+json, */*";
 /// more is not trusted with our memory.
 const MAX_BODY: usize = 4 << 20;
 
+/// How many pages of a tag list are read for suggestions.
+const TAG_PAGES: usize = 5;
+
 /// What the token and content caches may hold each, in bytes (approximately).
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -482,17 +485,7 @@ impl RegistryClient {
                 _ => unknown,
             },
             s if s.is_success() => {
-                #[derive(serde::Deserialize)]
-                struct TagList {
-                    tags: Option<Vec<String>>,
-                }
-                let tags = match read_limited(resp).await {
-                    Ok(body) => serde_json::from_slice::<TagList>(&body)
-                        .ok()
-                        .and_then(|t| t.tags)
-                        .unwrap_or_default(),
-                    Err(_) => Vec::new(),
-                };
+                let tags = self.tag_pages(resp, target, authorization).await;
                 // A digest has no "nearest" spelling worth suggesting.
                 let suggestions = match (image.digest(), image.tag()) {
                     (None, tag) => suggest::nearest_tags(tag.unwrap_or("latest"), &tags, 3)
@@ -505,6 +498,46 @@ impl RegistryClient {
             }
             _ => unknown,
         }
+    }
+
+    /// The tags of the first pages of a tag list (distribution paginates with `Link: <...>;
+    /// rel="next"`, and GHCR or ECR do so early). A few pages are enough for suggestions and
+    /// keep the failure path cheap; a page that fails ends the list.
+    async fn tag_pages(
+        &self,
+        first: Response,
+        target: &Target<'_>,
+        authorization: Option<&str>,
+    ) -> Vec<String> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut page = Some(first);
+        for _ in 0..TAG_PAGES {
+            let Some(resp) = page.take() else { break };
+            let next = header_str(&resp, header::LINK.as_str()).and_then(next_link);
+            match read_limited(resp).await {
+                Ok(body) => tags.extend(
+                    serde_json::from_slice::<TagList>(&body)
+                        .ok()
+                        .and_then(|t| t.tags)
+                        .unwrap_or_default(),
+                ),
+                Err(_) => break,
+            }
+            // Only links on the registry itself: never follow a registry elsewhere.
+            let Some(next) = next.filter(|n| n.starts_with('/')) else {
+                break;
+            };
+            let url = format!("{}{next}", target.base);
+            page = match self.send(Method::GET, &url, authorization).await {
+                Ok(resp) if resp.status().is_success() => Some(resp),
+                _ => None,
+            };
+        }
+        tags
     }
 
     async fn send(
@@ -552,6 +585,19 @@ fn answered_digest(
         }),
         _ => Ok(Some(answered.to_owned())),
     }
+}
+
+/// The target of `rel="next"` in a `Link` header (RFC 8288), e.g.
+/// `</v2/app/tags/list?last=v1.9&n=100>; rel="next"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
 }
 
 fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
@@ -730,4 +776,27 @@ fn tls_config(extra_ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, Regist
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn finds_the_next_page_of_a_tag_list() {
+        let cases = [
+            (
+                r#"</v2/app/tags/list?last=v1.9&n=100>; rel="next""#,
+                Some("/v2/app/tags/list?last=v1.9&n=100"),
+            ),
+            (r#"</a>; rel="prev", </b>; rel="next""#, Some("/b")),
+            (r#"</a>; rel=next"#, Some("/a")),
+            (r#"</a>; rel="prev""#, None),
+            ("garbage", None),
+            ("", None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(next_link(header).as_deref(), want, "{header}");
+        }
+    }
 }
