@@ -696,6 +696,7 @@ async fn error_message(resp: Response) -> Option<String> {
 
 /// Tells DNS failure, refused connection, timeout and TLS failure apart, from the error chain.
 fn classify_transport(err: reqwest::Error) -> RegistryError {
+    // Outer errors repeat the URL and wrap the inner ones; the innermost says what happened.
     let mut text = String::new();
     let mut cause = if err.is_timeout() {
         Some(Unreachable::Timeout)
@@ -705,10 +706,9 @@ fn classify_transport(err: reqwest::Error) -> RegistryError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
         let s = e.to_string();
-        if !text.is_empty() {
-            text.push_str(": ");
+        if !s.is_empty() {
+            text.clone_from(&s);
         }
-        text.push_str(&s);
         if cause.is_none() {
             if e.downcast_ref::<rustls::Error>().is_some()
                 || s.contains("invalid peer certificate")
@@ -735,7 +735,7 @@ fn classify_transport(err: reqwest::Error) -> RegistryError {
     }
     RegistryError::Unreachable {
         cause: cause.unwrap_or(Unreachable::Connection),
-        detail: text.chars().take(300).collect(),
+        detail: text.chars().take(200).collect(),
     }
 }
 
