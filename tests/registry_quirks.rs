@@ -173,3 +173,57 @@ async fn suggestions_follow_a_paginated_tag_list() {
     );
     assert_eq!(fake.count("GET", "/v2/lib/app/tags/list"), 2);
 }
+
+#[tokio::test]
+async fn a_stalling_tag_list_still_reports_not_found_promptly() {
+    let fake = FakeRegistry::start(|req| {
+        if req.path.ends_with("/tags/list") {
+            Reply::Stall
+        } else {
+            Reply::status(404)
+        }
+    });
+    let started = std::time::Instant::now();
+    let got = client(&fake).resolve(&image(&fake, "lib/app"), None).await;
+    assert_eq!(
+        got,
+        Err(RegistryError::ManifestUnknown {
+            suggestions: vec![]
+        })
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_token_realm() {
+    let token_service = FakeRegistry::start_plain_http(|_| Reply::token("t"));
+    let realm = format!("{}/token", token_service.url());
+    let fake = FakeRegistry::start(move |req| {
+        if req.bearer() == Some("t") {
+            ok('a')
+        } else {
+            Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
+        }
+    });
+    let client = client(&fake);
+    let reference = image(&fake, "lib/app");
+    // Anonymous: nothing secret to leak, the token is fetched.
+    assert!(client.resolve(&reference, None).await.is_ok());
+    let user = Credential::new("u", "p", "secret ns/x");
+    let got = client.resolve(&reference, Some(&user)).await;
+    assert!(
+        matches!(got, Err(RegistryError::Protocol { .. })),
+        "{got:?}"
+    );
+    assert!(
+        token_service
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none()),
+        "no credential reached the plain-HTTP realm"
+    );
+}

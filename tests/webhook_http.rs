@@ -369,3 +369,23 @@ async fn mirror_pods_are_not_checked() {
     assert_eq!(r["allowed"], true);
     assert!(r.get("warnings").is_none(), "{r}");
 }
+
+#[tokio::test]
+async fn only_pods_can_be_mirror_pods() {
+    let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "prod", "annotations": {"kubernetes.io/config.mirror": "x"}},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": "Bad:1"}]}}}});
+    deployment["spec"]["selector"] = json!({"matchLabels": {"app": "web"}});
+    let (_, bytes) = post(
+        app(Mode::Enforce),
+        "/validate",
+        review(
+            "CREATE",
+            ("apps", "v1", "Deployment"),
+            deployment,
+            Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(response(&bytes)["allowed"], false);
+}

@@ -81,11 +81,13 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     };
     // A mirror pod stands for a static pod the kubelet already runs from a file, pulled with the
     // node's own credentials; denying it would only hide the running pod from the API.
-    if object
-        .metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION))
+    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    if is_pod
+        && object
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MIRROR_POD_ANNOTATION))
     {
         return plan;
     }

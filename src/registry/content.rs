@@ -94,11 +94,18 @@ pub fn config_digest(body: &[u8]) -> Result<String, RegistryError> {
     let doc: ManifestDoc = serde_json::from_slice(body).map_err(|e| RegistryError::Protocol {
         detail: format!("the manifest is not valid JSON: {e}"),
     })?;
-    doc.config
+    let digest = doc
+        .config
         .map(|c| c.digest)
         .ok_or_else(|| RegistryError::Protocol {
             detail: "the manifest has no config descriptor".into(),
-        })
+        })?;
+    // It goes into a URL and decides what is verified: only a well-formed digest will do.
+    crate::reference::validate_digest(&digest, crate::reference::DigestAlgorithms::KUBELET)
+        .map_err(|e| RegistryError::Protocol {
+            detail: format!("the manifest's config digest is not valid ({e})"),
+        })?;
+    Ok(digest)
 }
 
 /// The platform an image config declares (`os`, `architecture`, `variant`, `os.version`).
@@ -109,17 +116,24 @@ pub fn parse_config(body: &[u8]) -> Result<Platform, RegistryError> {
 }
 
 /// containerd verifies what it fetches by digest; so do we, so a registry that lies cannot
-/// make us judge the wrong content. Only sha256 is verified; other algorithms are trusted.
+/// make us judge the wrong content. The algorithms are the ones the kubelet accepts.
 pub fn verify(digest: &str, body: &[u8]) -> Result<(), RegistryError> {
-    let Some(hex) = digest.strip_prefix("sha256:") else {
-        return Ok(());
+    let (algorithm, hex) = digest.split_once(':').unwrap_or(("", ""));
+    let got = match algorithm {
+        "sha256" => format!("{:x}", Sha256::digest(body)),
+        "sha384" => format!("{:x}", sha2::Sha384::digest(body)),
+        "sha512" => format!("{:x}", sha2::Sha512::digest(body)),
+        _ => {
+            return Err(RegistryError::Protocol {
+                detail: format!("cannot verify content for {digest}: unsupported algorithm"),
+            })
+        }
     };
-    let got = format!("{:x}", Sha256::digest(body));
     if got == hex {
         Ok(())
     } else {
         Err(RegistryError::Protocol {
-            detail: format!("content for {digest} hashes to sha256:{got}"),
+            detail: format!("content for {digest} hashes to {algorithm}:{got}"),
         })
     }
 }
@@ -158,12 +172,12 @@ mod tests {
             .expect("config");
         assert_eq!(p.os, "windows");
         assert_eq!(p.os_version.as_deref(), Some("10.0.20348.2655"));
-        assert_eq!(
-            config_digest(br#"{"config":{"mediaType":"x","digest":"sha256:abc","size":2}}"#)
-                .expect("digest"),
-            "sha256:abc"
-        );
+        let good = format!("sha256:{}", "ab".repeat(32));
+        let manifest = format!(r#"{{"config":{{"mediaType":"x","digest":"{good}","size":2}}}}"#);
+        assert_eq!(config_digest(manifest.as_bytes()).expect("digest"), good);
         assert!(config_digest(b"{}").is_err());
+        // A config digest goes into a URL: nothing but a well-formed digest is accepted.
+        assert!(config_digest(br#"{"config":{"digest":"sha256:../../x"}}"#).is_err());
     }
 
     #[test]
@@ -172,7 +186,10 @@ mod tests {
         let digest = format!("sha256:{:x}", Sha256::digest(body));
         assert!(verify(&digest, body).is_ok());
         assert!(verify(&digest, b"hellO").is_err());
-        assert!(verify("sha512:whatever", body).is_ok());
+        assert!(verify("sha512:whatever", body).is_err());
+        assert!(verify("md5:5d41402abc4b2a76b9719d911017c592", body).is_err());
+        let sha512 = format!("sha512:{:x}", sha2::Sha512::digest(body));
+        assert!(verify(&sha512, body).is_ok());
     }
 
     #[test]

@@ -32,7 +32,20 @@ application/vnd.oci.image.index.v1+json, */*";
 
 /// Bodies we read (token answers, tag lists, error envelopes) are small; a registry that sends
 /// more is not trusted with our memory.
-const MAX_BODY: usize = 4 << 20;
+const MAX_BODY: usize = 1 << 20;
+
+/// All pages of a tag list read for suggestions together: enough tags to find a near one,
+/// little enough that many failing checks at once cannot exhaust memory.
+const TAG_BYTES: usize = 256 << 10;
+
+/// Telling a missing repository from a missing tag, and suggesting tags, is a courtesy on the
+/// failure path: it gets this long, so a slow tag list never turns a definite "not found" into
+/// "did not answer in time".
+const EXPLAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Registry checks in flight across all reviews: a burst of hostile or slow registries
+/// queues instead of multiplying connections and buffers.
+const CHECKS_IN_FLIGHT: usize = 64;
 
 /// How many pages of a tag list are read for suggestions.
 const TAG_PAGES: usize = 5;
@@ -101,6 +114,7 @@ pub struct RegistryClient {
     challenges: moka::sync::Cache<String, Challenge>,
     /// Tokens are keyed by the credential's fingerprint as well as realm, service and scope.
     tokens: moka::future::Cache<TokenKey, Token>,
+    permits: Arc<tokio::sync::Semaphore>,
     /// Content by (registry, repository, digest); see `content` for why no fingerprint.
     content: moka::future::Cache<(String, String), Arc<Content>>,
 }
@@ -141,6 +155,7 @@ impl RegistryClient {
             insecure: settings.insecure_registries.iter().cloned().collect(),
             // Registries rarely change how they authenticate; when they do, a refused answer
             // re-learns the challenge at once, and this bounds how long a stale one is kept.
+            permits: Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
             challenges: moka::sync::Cache::builder()
                 .max_capacity(4096)
                 .time_to_live(Duration::from_secs(600))
@@ -171,6 +186,8 @@ impl RegistryClient {
         image: &ImageRef,
         credential: Option<&Credential>,
     ) -> Result<Resolved, RegistryError> {
+        // The semaphore is never closed, so acquiring only fails if it were; then go on.
+        let _permit = self.permits.acquire().await.ok();
         // containerd pulls anonymously with an empty username and password.
         let credential = credential.filter(|c| !c.is_empty());
         let target = Target {
@@ -201,9 +218,14 @@ impl RegistryClient {
                     .filter(|ct| ct.len() <= 255)
                     .map(str::to_owned),
             }),
-            StatusCode::NOT_FOUND => Err(self
-                .explain_not_found(image, &target, authorization.as_deref())
-                .await),
+            StatusCode::NOT_FOUND => {
+                let explaining = self.explain_not_found(image, &target, authorization.as_deref());
+                Err(tokio::time::timeout(EXPLAIN_TIME, explaining)
+                    .await
+                    .unwrap_or(RegistryError::ManifestUnknown {
+                        suggestions: Vec::new(),
+                    }))
+            }
             _ => Err(classify_failure(resp, credential.is_some() && authorization.is_some()).await),
         }
     }
@@ -409,6 +431,22 @@ impl RegistryClient {
                 detail: format!("token realm {:?} is not an http(s) URL", key.realm),
             });
         }
+        // Credentials travel in clear over plain HTTP: only to a host the operator listed as
+        // insecure, never because a registry's challenge asked for it.
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        };
+        if url.scheme() == "http" && credential.is_some() && !self.insecure.contains(&realm_host) {
+            return Err(RegistryError::Protocol {
+                detail: format!(
+                    "token realm {:?} is plain HTTP; credentials are not sent there unless it is \
+                     listed as an insecure registry",
+                    key.realm
+                ),
+            });
+        }
         {
             let mut q = url.query_pairs_mut();
             if let Some(service) = &key.service {
@@ -485,15 +523,19 @@ impl RegistryClient {
                 _ => unknown,
             },
             s if s.is_success() => {
-                let tags = self.tag_pages(resp, target, authorization).await;
                 // A digest has no "nearest" spelling worth suggesting.
-                let suggestions = match (image.digest(), image.tag()) {
-                    (None, tag) => suggest::nearest_tags(tag.unwrap_or("latest"), &tags, 3)
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect(),
-                    (Some(_), _) => Vec::new(),
+                let Some(tag) = image
+                    .digest()
+                    .is_none()
+                    .then(|| image.tag().unwrap_or("latest"))
+                else {
+                    return unknown;
                 };
+                let tags = self.tag_pages(resp, target, authorization).await;
+                let suggestions = suggest::nearest_tags(tag, &tags, 3)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect();
                 RegistryError::ManifestUnknown { suggestions }
             }
             _ => unknown,
@@ -515,16 +557,20 @@ impl RegistryClient {
         }
         let mut tags = Vec::new();
         let mut page = Some(first);
+        let mut budget = TAG_BYTES;
         for _ in 0..TAG_PAGES {
             let Some(resp) = page.take() else { break };
             let next = header_str(&resp, header::LINK.as_str()).and_then(next_link);
-            match read_limited(resp).await {
-                Ok(body) => tags.extend(
-                    serde_json::from_slice::<TagList>(&body)
-                        .ok()
-                        .and_then(|t| t.tags)
-                        .unwrap_or_default(),
-                ),
+            match read_at_most(resp, budget).await {
+                Ok(body) => {
+                    budget -= body.len();
+                    tags.extend(
+                        serde_json::from_slice::<TagList>(&body)
+                            .ok()
+                            .and_then(|t| t.tags)
+                            .unwrap_or_default(),
+                    )
+                }
                 Err(_) => break,
             }
             // Only links on the registry itself: never follow a registry elsewhere.
@@ -629,14 +675,18 @@ async fn classify_failure(resp: Response, with_credentials: bool) -> RegistryErr
     }
 }
 
-async fn read_limited(mut resp: Response) -> Result<Vec<u8>, RegistryError> {
+async fn read_limited(resp: Response) -> Result<Vec<u8>, RegistryError> {
+    read_at_most(resp, MAX_BODY).await
+}
+
+async fn read_at_most(mut resp: Response, limit: usize) -> Result<Vec<u8>, RegistryError> {
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
+                if body.len() + chunk.len() > limit {
                     return Err(RegistryError::Protocol {
-                        detail: format!("answer larger than {MAX_BODY} bytes"),
+                        detail: format!("answer larger than {limit} bytes"),
                     });
                 }
                 body.extend_from_slice(&chunk);
