@@ -8,7 +8,8 @@ async fn main() -> std::process::ExitCode {
     match pullcheck::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pullcheck: {e:#}");
+            // Our error types already name their cause in their own words.
+            eprintln!("pullcheck: {e}");
             std::process::ExitCode::FAILURE
         }
     }
