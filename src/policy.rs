@@ -236,21 +236,13 @@ fn describe(
     match outcome {
         CheckOutcome::Found {
             platforms: PlatformCheck::Missing { provided, missing },
-            resolved,
             ..
         } => format!(
-            "no manifest for {} in the image index{}, which provides {}; every pull fails with \
-             \"no match for platform in manifest\". Build the image for that platform (docker \
-             buildx build --platform {}) or pin the pod to the platforms it has with a \
-             nodeSelector on kubernetes.io/arch",
+            "no manifest for {} in the image index, which has {}: pulls fail with \"no match \
+             for platform in manifest\". {}",
             targets_text(missing),
-            resolved
-                .digest
-                .as_deref()
-                .map(|d| format!(" {d}"))
-                .unwrap_or_default(),
             platforms_text(provided),
-            buildx_platforms(provided, missing),
+            platform_fix(provided, missing),
         ),
         CheckOutcome::Found { .. } => String::new(),
         CheckOutcome::Invalid(e) => format!(
@@ -266,19 +258,26 @@ fn describe(
             error,
             credential_source,
         } => {
-            let mut text =
-                describe_registry_error(image, registry, repo, error, credential_source.as_deref());
-            if let (
-                RegistryError::Unauthorized {
-                    with_credentials: false,
-                    ..
-                },
-                Some(image),
-            ) = (error, image)
-            {
-                text.push_str(&why_no_credentials(image, credentials));
+            let reasons = match (error, image) {
+                (
+                    RegistryError::Unauthorized {
+                        with_credentials: false,
+                        ..
+                    },
+                    Some(image),
+                ) => why_no_credentials(image, credentials),
+                _ => Vec::new(),
+            };
+            if reasons.is_empty() {
+                describe_registry_error(image, registry, repo, error, credential_source.as_deref())
+            } else {
+                // The pod meant to authenticate: say why it did not, before anything else.
+                format!(
+                    "unauthorized: {registry} refused an anonymous pull of {repo} because {}. \
+                     Fix the pull secret, or add one for {registry}",
+                    reasons.join("; and ")
+                )
             }
-            text
         }
         CheckOutcome::SecretInvalid { secrets } => {
             format!(
@@ -305,13 +304,10 @@ fn platform_advice(check: &PlatformCheck) -> Option<(Reason, String)> {
         PlatformCheck::Partial { provided, missing } => Some((
             Reason::PlatformPartial,
             format!(
-                "the image index has no manifest for {}, only for {}: pods scheduled on those \
-                 nodes fail with \"no match for platform in manifest\". Add a nodeSelector on \
-                 kubernetes.io/arch for the platforms it has, or build it for all of them \
-                 (docker buildx build --platform {})",
+                "no manifest for {}, only for {}: pods placed on those nodes fail to pull. {}",
                 targets_text(missing),
                 targets_text(provided),
-                buildx_platforms(
+                platform_fix(
                     &provided
                         .iter()
                         .map(|t| t.platform.clone())
@@ -323,13 +319,29 @@ fn platform_advice(check: &PlatformCheck) -> Option<(Reason, String)> {
         PlatformCheck::SingleMismatch { image, targets } => Some((
             Reason::PlatformMismatch,
             format!(
-                "the image is built for {image} only, but the pod can run on {}: the pull \
-                 succeeds and the container fails to start (exec format error). Build it for \
-                 those platforms or pin the pod with a nodeSelector on kubernetes.io/arch",
+                "built for {image} only, but the pod can run on {}: it pulls, then fails to \
+                 start (exec format error). Build it for those platforms or add a nodeSelector \
+                 on kubernetes.io/arch",
                 targets_text(targets)
             ),
         )),
         _ => None,
+    }
+}
+
+/// How to fix a missing platform: Windows builds are matched by `os.version`, so a different
+/// base image and the windows-build label; otherwise a multi-platform build or an arch selector.
+fn platform_fix(provided: &[Platform], missing: &[Target]) -> String {
+    if missing.iter().any(|t| t.platform.os == "windows") {
+        "Build on a base image for that Windows build, or add a nodeSelector on \
+         node.kubernetes.io/windows-build"
+            .to_string()
+    } else {
+        format!(
+            "Build with docker buildx build --platform {}, or add a nodeSelector on \
+             kubernetes.io/arch",
+            buildx_platforms(provided, missing)
+        )
     }
 }
 
@@ -382,7 +394,7 @@ fn buildx_platforms(provided: &[Platform], missing: &[Target]) -> String {
 
 /// Why an anonymous pull happened although the pod may have meant to authenticate: keys that
 /// almost match the image, and secrets the kubelet skipped.
-fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> String {
+fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> Vec<String> {
     let matched = credentials.keyring.lookup(&image.name());
     let mut parts: Vec<String> = matched
         .iter()
@@ -412,20 +424,16 @@ fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> String 
     for note in &credentials.notes {
         match note {
             SecretNote::Missing { name } => parts.push(format!(
-                "the secret {name:?} that should hold them does not exist in namespace {:?}",
+                "the secret {name:?} it references does not exist in namespace {:?}",
                 credentials.namespace
             )),
             SecretNote::NotPullSecret { name, .. } => parts.push(format!(
-                "the secret {name:?} is not a pull secret and was ignored"
+                "the secret {name:?} it references is not a pull secret and was ignored"
             )),
             SecretNote::AccountMissing { .. } | SecretNote::NotRead { .. } => {}
         }
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" (note: {})", parts.join("; "))
-    }
+    parts
 }
 
 fn describe_registry_error(
@@ -472,9 +480,20 @@ fn describe_registry_error(
             with_credentials: false,
             ..
         } => format!(
-            "unauthorized: {registry} refused an anonymous pull of {repo}, and no pull secret \
-             of this pod has credentials for {registry}. Add an imagePullSecret for {registry} \
-             to the pod or its service account (or the repository does not exist)"
+            "unauthorized: {registry} refused an anonymous pull of {repo}: it does not exist, \
+             or it needs credentials and no pull secret of this pod matches {registry}. Check \
+             the name, or add an imagePullSecret for {registry}"
+        ),
+        // The token service accepted the credentials; the registry then refused the scope.
+        // Registries say this for repositories that do not exist as well as for ones the
+        // account may not read, so the credentials themselves are not to blame.
+        RegistryError::Unauthorized {
+            with_credentials: true,
+            detail: Some(detail),
+        } if detail == "insufficient_scope" => format!(
+            "unauthorized: the credentials{} may not pull {repo} from {registry}, or it does not \
+             exist (insufficient_scope). Check the name and the account's access",
+            with(credential_source),
         ),
         RegistryError::Unauthorized {
             with_credentials: true,
@@ -551,8 +570,8 @@ fn mutable_tag_advice(
         None => String::new(),
     };
     Some(format!(
-        "the tag {tag:?} is mutable and imagePullPolicy is {}: nodes that cached an older image \
-         keep running it with no error anywhere. Use a unique tag or pin the digest{pin}",
+        "the tag {tag:?} is mutable with imagePullPolicy {}: nodes keep whatever they cached \
+         first, with no error anywhere. Pin the digest{pin} or use a unique tag",
         image_use.pull_policy.as_str()
     ))
 }
@@ -751,6 +770,18 @@ mod tests {
                 },
                 Reason::Unauthorized,
                 &["rejected the credentials (credentials from secret prod/regcred)"],
+            ),
+            (
+                "ghcr.io/org/privat:v1",
+                CheckOutcome::Failed {
+                    error: RegistryError::Unauthorized {
+                        with_credentials: true,
+                        detail: Some("insufficient_scope".into()),
+                    },
+                    credential_source: Some("secret prod/regcred".into()),
+                },
+                Reason::Unauthorized,
+                &["may not pull org/privat from ghcr.io, or it does not exist"],
             ),
             (
                 "ghcr.io/org/private:v1",

@@ -923,7 +923,7 @@ async fn advises_pinning_a_mutable_latest_tag_pulled_if_not_present() {
         &answer,
         &[
             &format!("container \"web\" image \"{latest}\""),
-            "the tag \"latest\" is mutable and imagePullPolicy is IfNotPresent",
+            "the tag \"latest\" is mutable with imagePullPolicy IfNotPresent",
             &format!("{}/{}@{}", registry.addr(), Fixtures::APP, fx.app_latest),
         ],
     );

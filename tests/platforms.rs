@@ -76,7 +76,7 @@ async fn denies_an_index_without_any_platform_the_pod_can_land_on() {
     assert!(!arm.allowed);
     for want in [
         "no manifest for linux/amd64 (1 node)",
-        "which provides linux/arm64",
+        "which has linux/arm64",
         "no match for platform in manifest",
         "--platform linux/amd64,linux/arm64",
     ] {
