@@ -233,6 +233,27 @@ pub async fn explain(
         digest: parsed.digest().map(str::to_string),
         pull_policy: default_pull_policy(image).as_str().to_string(),
     });
+    // What the webhook would only say after an anonymous refusal, said up front here.
+    out.notes
+        .extend(policy::credential_hints(&parsed, credentials));
+    if !credentials.invalid.is_empty() && checker.is_none() {
+        out.result = Some(ResultView {
+            reason: Reason::SecretInvalid.as_str(),
+            pull_fails: true,
+            message: credentials
+                .invalid
+                .iter()
+                .map(|(name, e)| {
+                    format!(
+                        "the pull secret {name:?} cannot be parsed ({e}); the kubelet fails \
+                         every image pull of a pod that lists it"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            digest: None,
+        });
+    }
     out.credentials = resolve::candidates(credentials, node, &parsed.name())
         .into_iter()
         .map(|m| CredentialView {
@@ -269,8 +290,14 @@ pub async fn explain(
                 credentials,
                 checker.policy(),
             );
+            // The webhook's findings name a container; here there is only the image.
+            let prefix = format!("{} image {:?}: ", image_use.location(), image);
             let message = match findings.first() {
-                Some(f) if f.reason != Reason::MutableTag => f.message.clone(),
+                Some(f) if f.reason != Reason::MutableTag => f
+                    .message
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&f.message)
+                    .to_string(),
                 _ => match &c.outcome {
                     CheckOutcome::Found {
                         credential_source: Some(s),

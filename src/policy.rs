@@ -265,7 +265,7 @@ fn describe(
                         ..
                     },
                     Some(image),
-                ) => why_no_credentials(image, credentials),
+                ) => why_anonymous(image, credentials),
                 _ => Vec::new(),
             };
             if reasons.is_empty() {
@@ -394,7 +394,26 @@ fn buildx_platforms(provided: &[Platform], missing: &[Target]) -> String {
 
 /// Why an anonymous pull happened although the pod may have meant to authenticate: keys that
 /// almost match the image, and secrets the kubelet skipped.
-fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> Vec<String> {
+fn why_anonymous(image: &ImageRef, credentials: &PodCredentials) -> Vec<String> {
+    let mut parts = credential_hints(image, credentials);
+    for note in &credentials.notes {
+        match note {
+            SecretNote::Missing { name } => parts.push(format!(
+                "the secret {name:?} it references does not exist in namespace {:?}",
+                credentials.namespace
+            )),
+            SecretNote::NotPullSecret { name, .. } => parts.push(format!(
+                "the secret {name:?} it references is not a pull secret and was ignored"
+            )),
+            SecretNote::AccountMissing { .. } | SecretNote::NotRead { .. } => {}
+        }
+    }
+    parts
+}
+
+/// What the keyring itself says about an image: matching entries without a username (an
+/// anonymous pull), and keys that look meant for it but do not match.
+pub fn credential_hints(image: &ImageRef, credentials: &PodCredentials) -> Vec<String> {
     let matched = credentials.keyring.lookup(&image.name());
     let mut parts: Vec<String> = matched
         .iter()
@@ -421,18 +440,6 @@ fn why_no_credentials(image: &ImageRef, credentials: &PodCredentials) -> Vec<Str
                 )
             }),
     );
-    for note in &credentials.notes {
-        match note {
-            SecretNote::Missing { name } => parts.push(format!(
-                "the secret {name:?} it references does not exist in namespace {:?}",
-                credentials.namespace
-            )),
-            SecretNote::NotPullSecret { name, .. } => parts.push(format!(
-                "the secret {name:?} it references is not a pull secret and was ignored"
-            )),
-            SecretNote::AccountMissing { .. } | SecretNote::NotRead { .. } => {}
-        }
-    }
     parts
 }
 

@@ -227,3 +227,48 @@ fn a_file_that_is_not_a_secret_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a Secret manifest"), "{err}");
 }
+
+#[test]
+fn offline_explain_names_a_malformed_secret_and_keys_that_almost_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.yaml");
+    let bad_auth = base64::engine::general_purpose::STANDARD.encode("no-colon");
+    std::fs::write(
+        &broken,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: broken\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{{\"auths\":{{\"ghcr.io\":{{\"auth\":\"{bad_auth}\"}}}}}}'\n"
+        ),
+    )
+    .expect("write");
+    let out = explain(&[
+        "nginx",
+        "--offline",
+        "--output",
+        "json",
+        "--pull-secret",
+        &broken.display().to_string(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a malformed secret fails every pull of the pod"
+    );
+    let v = json_of(&out);
+    assert_eq!(v["result"]["reason"], "secret_invalid");
+
+    let port = write_secret_yaml(dir.path(), "corp", "registry.corp.io", "bot", PASSWORD);
+    let v = json_of(&explain(&[
+        "registry.corp.io:5000/app:v1",
+        "--offline",
+        "--output",
+        "json",
+        "--pull-secret",
+        &port,
+    ]));
+    assert_eq!(v["credentials"], json!([]));
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("has credentials for registry.corp.io but the image is pulled from registry.corp.io:5000"),
+        "{notes}"
+    );
+}
