@@ -132,9 +132,8 @@ async fn a_secret_in_one_namespace_never_answers_for_another() {
     );
     assert!(b.message.contains("unauthorized"), "{}", b.message);
     assert!(
-        b.message.contains(
-            r#"the secret "regcred" it references does not exist in namespace "team-b""#
-        ),
+        b.message
+            .contains(r#"the secret "regcred" it references does not exist in namespace "team-b""#),
         "{}",
         b.message
     );
