@@ -205,8 +205,10 @@ pub async fn explain(
         reference: None,
         error: None,
         credentials: Vec::new(),
+        // A malformed secret is the result itself, not a note.
         notes: policy::secret_findings(credentials)
             .into_iter()
+            .filter(|f| f.reason != Reason::SecretInvalid)
             .map(|f| f.message)
             .collect(),
         result: None,
@@ -236,21 +238,13 @@ pub async fn explain(
     // What the webhook would only say after an anonymous refusal, said up front here.
     out.notes
         .extend(policy::credential_hints(&parsed, credentials));
-    if !credentials.invalid.is_empty() && checker.is_none() {
+    let invalid = policy::malformed_secrets(credentials);
+    if !invalid.is_empty() {
+        // No pull of a pod with this secret happens at all, whatever the registry says.
         out.result = Some(ResultView {
             reason: Reason::SecretInvalid.as_str(),
             pull_fails: true,
-            message: credentials
-                .invalid
-                .iter()
-                .map(|(name, e)| {
-                    format!(
-                        "the pull secret {name:?} cannot be parsed ({e}); the kubelet fails \
-                         every image pull of a pod that lists it"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            message: policy::malformed_secrets_text(&invalid),
             digest: None,
         });
     }
@@ -262,7 +256,7 @@ pub async fn explain(
             username: m.credential.username().to_string(),
         })
         .collect();
-    if let Some(checker) = checker {
+    if let (Some(checker), None) = (checker, &out.result) {
         let image_use = ImageUse {
             field: ImageField::Container,
             name: "explain".into(),

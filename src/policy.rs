@@ -201,7 +201,9 @@ pub fn findings(
     let mut out = Vec::new();
     let what = format!("{} image {:?}", image_use.location(), image_use.image);
     let reason = outcome.reason();
-    if reason != Reason::Ok {
+    // A malformed secret is the pod's problem, not this image's: said once, by
+    // `secret_findings`.
+    if reason != Reason::Ok && reason != Reason::SecretInvalid {
         out.push(Finding {
             reason,
             message: format!("{what}: {}", describe(image, outcome, credentials)),
@@ -279,15 +281,7 @@ fn describe(
                 )
             }
         }
-        CheckOutcome::SecretInvalid { secrets } => {
-            format!(
-            "the pull secret{} {} cannot be parsed ({}); the kubelet fails every image pull of \
-             this pod when any of its pull secrets is malformed. Fix or remove the secret",
-            if secrets.len() == 1 { "" } else { "s" },
-            secrets.iter().map(|(n, _)| format!("{n:?}")).collect::<Vec<_>>().join(", "),
-            secrets.iter().map(|(n, e)| format!("{n}: {e}")).collect::<Vec<_>>().join("; "),
-        )
-        }
+        CheckOutcome::SecretInvalid { secrets } => malformed_secrets_text(secrets),
         CheckOutcome::CredentialsUnknown { detail } => format!(
             "could not tell which pull credentials apply ({detail}); the image was not checked"
         ),
@@ -584,6 +578,34 @@ fn mutable_tag_advice(
 }
 
 /// Findings about the pod's secrets themselves, said once per review.
+/// The kubelet's `MakeDockerKeyring` fails as a whole when any pull secret is malformed.
+pub fn malformed_secrets_text(secrets: &[(String, String)]) -> String {
+    format!(
+        "the pull secret{} {} cannot be parsed ({}); the kubelet fails every image pull of this \
+         pod when any of its pull secrets is malformed. Fix or remove the secret",
+        if secrets.len() == 1 { "" } else { "s" },
+        secrets
+            .iter()
+            .map(|(n, _)| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        secrets
+            .iter()
+            .map(|(n, e)| format!("{n}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// Malformed pull secrets as (name, the parser's words).
+pub fn malformed_secrets(credentials: &PodCredentials) -> Vec<(String, String)> {
+    credentials
+        .invalid
+        .iter()
+        .map(|(name, e)| (name.clone(), e.to_string()))
+        .collect()
+}
+
 pub fn secret_findings(credentials: &PodCredentials) -> Vec<Finding> {
     let ns = &credentials.namespace;
     let via = credentials
@@ -591,10 +613,14 @@ pub fn secret_findings(credentials: &PodCredentials) -> Vec<Finding> {
         .as_deref()
         .map(|a| format!(" (listed by service account {a:?})"))
         .unwrap_or_default();
-    credentials
-        .notes
-        .iter()
-        .map(|note| {
+    let invalid = malformed_secrets(credentials);
+    let broken = (!invalid.is_empty()).then(|| Finding {
+        reason: Reason::SecretInvalid,
+        message: malformed_secrets_text(&invalid),
+    });
+    broken
+        .into_iter()
+        .chain(credentials.notes.iter().map(|note| {
             let message =
                 match note {
                     SecretNote::Missing { name } => format!(
@@ -624,7 +650,7 @@ pub fn secret_findings(credentials: &PodCredentials) -> Vec<Finding> {
                 reason: Reason::SecretIgnored,
                 message: format!("pullcheck: {message}"),
             }
-        })
+        }))
         .collect()
 }
 

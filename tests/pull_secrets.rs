@@ -303,6 +303,20 @@ async fn opaque_secrets_are_ignored_and_malformed_ones_fail_every_image() {
         "{}",
         v.message
     );
+    // Said once for the pod, however many containers it has.
+    let other = open.image(Fixtures::APP, "v1.5.0");
+    let v = check(
+        &checker,
+        pod_review("prod", &[&public, &other], &["broken"]),
+    )
+    .await;
+    assert!(!v.allowed);
+    assert_eq!(
+        v.message.matches("cannot be parsed").count(),
+        1,
+        "{}",
+        v.message
+    );
 }
 
 #[tokio::test]

@@ -386,11 +386,7 @@ impl Checker {
         if !credentials.invalid.is_empty() {
             // The kubelet's MakeDockerKeyring fails as a whole: no pull of this pod happens.
             return CheckOutcome::SecretInvalid {
-                secrets: credentials
-                    .invalid
-                    .iter()
-                    .map(|(name, e)| (name.clone(), e.to_string()))
-                    .collect(),
+                secrets: policy::malformed_secrets(credentials),
             };
         }
         if let Some(e) = &credentials.unknown {
