@@ -94,10 +94,6 @@ impl AnswerCache {
             .await;
         entry.answer
     }
-
-    pub fn entry_count(&self) -> u64 {
-        self.entries.entry_count()
-    }
 }
 
 impl CacheSettings {

@@ -54,8 +54,6 @@ pub enum BadReview {
 #[derive(Debug, PartialEq)]
 pub struct Plan {
     pub kind: Option<WorkloadKind>,
-    /// Where the pod's pull secrets come from (`None` when nothing is checked).
-    pub secrets: Option<SecretRefs>,
     /// The pod (template) spec, for placement.
     pub spec: Option<PodSpec>,
     /// Image uses to check, in object order.
@@ -68,7 +66,6 @@ pub struct Plan {
 pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     let mut plan = Plan {
         kind: None,
-        secrets: None,
         spec: None,
         uses: Vec::new(),
         notes: Vec::new(),
@@ -120,7 +117,6 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
         }
     };
     plan.kind = Some(workload.kind);
-    plan.secrets = Some(secret_refs(workload.kind, &workload.spec));
     // On UPDATE only images new relative to the old object cost a registry call, so a scale
     // or a label edit is free. When what decides the pull changed (secrets, service account,
     // placement) every image is checked again; so it is when the old object is unreadable.
@@ -273,12 +269,11 @@ impl Checker {
         request.types = review.types;
         let plan = plan(&request);
         let namespace = request.namespace.as_deref().unwrap_or_default();
-        let (credentials, checked) = match (&plan.secrets, mode) {
-            (Some(refs), Mode::Enforce | Mode::Warn) if !plan.uses.is_empty() => {
-                let credentials = self
-                    .pod_credentials(namespace, refs.clone(), deadline)
-                    .await;
-                let targets = self.targets(plan.spec.as_ref());
+        let (credentials, checked) = match (plan.kind, &plan.spec, mode) {
+            (Some(kind), Some(spec), Mode::Enforce | Mode::Warn) if !plan.uses.is_empty() => {
+                let refs = secret_refs(kind, spec);
+                let credentials = self.pod_credentials(namespace, refs, deadline).await;
+                let targets = self.targets(spec);
                 let checked = self
                     .check_images(&plan.uses, &credentials, targets.as_deref(), deadline)
                     .await;
@@ -301,8 +296,8 @@ impl Checker {
     }
 
     /// The platforms the pod can land on, when nodes are known.
-    pub fn targets(&self, spec: Option<&PodSpec>) -> Option<Vec<Target>> {
-        let (nodes, spec) = (self.nodes.as_ref()?, spec?);
+    pub fn targets(&self, spec: &PodSpec) -> Option<Vec<Target>> {
+        let nodes = self.nodes.as_ref()?;
         match placement::candidates(spec, &nodes.snapshot()) {
             Candidates::Known(targets) if !targets.is_empty() => Some(targets),
             _ => None,
