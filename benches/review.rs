@@ -5,17 +5,20 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use kube::core::DynamicObject;
-use pullcheck::admission::{collect_findings, plan, respond, Checked, Checker};
+use pullcheck::admission::{plan, respond, Admission};
 use pullcheck::cache::{AnswerCache, CacheKey, CacheSettings};
+use pullcheck::check::{
+    CheckOutcome, Engine, EngineSettings, ImageResult, MutableTagAdvice, Report,
+};
 use pullcheck::credentials::resolve::PodCredentials;
 use pullcheck::credentials::Fingerprint;
 use pullcheck::metrics::Metrics;
-use pullcheck::policy::{decide, CheckOutcome, Mode, PlatformCheck, PolicySettings};
+use pullcheck::platform::PlatformCheck;
+use pullcheck::policy::{decide, Mode, PolicySettings};
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::Resolved;
 use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::json;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +65,7 @@ fn deployment_review() -> Vec<u8> {
     .expect("json")
 }
 
-fn answers(request: &AdmissionRequest<DynamicObject>) -> HashMap<String, Checked> {
+fn answers(request: &AdmissionRequest<DynamicObject>) -> Vec<ImageResult> {
     plan(request)
         .uses
         .iter()
@@ -79,7 +82,11 @@ fn answers(request: &AdmissionRequest<DynamicObject>) -> HashMap<String, Checked
                 credential_source: None,
                 platforms: PlatformCheck::NotChecked,
             };
-            (u.image.clone(), Checked { image, outcome })
+            ImageResult {
+                image: u.image.clone(),
+                reference: image,
+                outcome,
+            }
         })
         .collect()
 }
@@ -92,8 +99,15 @@ fn review_path(c: &mut Criterion) {
         .request
         .expect("request");
     let known = answers(&request);
-    let creds = PodCredentials::anonymous("prod");
     assert_eq!(known.len(), 5);
+    let report = |uses: &[pullcheck::workload::ImageUse]| {
+        Report::build(
+            PodCredentials::anonymous("prod"),
+            known.clone(),
+            uses,
+            MutableTagAdvice::IfNotPresent,
+        )
+    };
 
     c.bench_function("parse_review_5_container_deployment", |b| {
         b.iter(|| {
@@ -104,17 +118,17 @@ fn review_path(c: &mut Criterion) {
     c.bench_function("extract_and_plan", |b| b.iter(|| plan(black_box(&request))));
     c.bench_function("parse_5_references", |b| {
         b.iter(|| {
-            for image in known.keys() {
-                black_box(ImageRef::parse_normalized(black_box(image)).ok());
+            for result in &known {
+                black_box(ImageRef::parse_normalized(black_box(&result.image)).ok());
             }
         })
     });
     c.bench_function("decide_and_encode", |b| {
         b.iter(|| {
             let p = plan(&request);
-            let findings = collect_findings(&p.uses, &known, &creds, &settings);
-            let verdict = decide(Mode::Enforce, &settings, &findings);
-            serde_json::to_vec(&respond(&request, &verdict, &p.uses, &known).into_review())
+            let report = report(&p.uses);
+            let verdict = decide(Mode::Enforce, &settings, &report.findings);
+            serde_json::to_vec(&respond(&request, &verdict, &p.uses, Some(&report)).into_review())
                 .expect("encode")
         })
     });
@@ -125,15 +139,15 @@ fn review_path(c: &mut Criterion) {
             let mut request = review.request.take().expect("request");
             request.types = review.types;
             let p = plan(&request);
-            let findings = collect_findings(&p.uses, &known, &creds, &settings);
-            let verdict = decide(Mode::Enforce, &settings, &findings);
-            serde_json::to_vec(&respond(&request, &verdict, &p.uses, &known).into_review())
+            let report = report(&p.uses);
+            let verdict = decide(Mode::Enforce, &settings, &report.findings);
+            serde_json::to_vec(&respond(&request, &verdict, &p.uses, Some(&report)).into_review())
                 .expect("encode")
         })
     });
 }
 
-/// A whole review through `Checker::review` whose five images are already in the answer cache
+/// A whole review through `Admission::review` whose five images are already in the answer cache
 /// (what every pod of a rollout after the first one costs): no network at all.
 fn cached_review(c: &mut Criterion) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -165,13 +179,17 @@ fn cached_review(c: &mut Criterion) {
             assert!(answer.is_ok());
         }
     });
-    let checker = Checker::new(
+    let engine = Engine::new(
         RegistryClient::new(&RegistrySettings::default()).expect("client"),
         cache,
-        PolicySettings::default(),
-        Duration::from_secs(5),
+        EngineSettings {
+            budget: Duration::from_secs(5),
+            mutable_tags: MutableTagAdvice::IfNotPresent,
+            single_manifests: true,
+        },
         Arc::new(Metrics::new()),
     );
+    let checker = Admission::new(Arc::new(engine), PolicySettings::default());
     // The cache really answers: a miss would try to reach registries that do not exist here.
     let review = runtime
         .block_on(checker.review(&body, Mode::Enforce))

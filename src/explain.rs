@@ -1,15 +1,15 @@
 //! `pullcheck explain IMAGE`: what the kubelet would do with an image, step by step.
 
-use crate::admission::extract::{ImageField, ImageUse};
-use crate::admission::Checker;
+use crate::check::{finding, CheckOutcome, CheckRequest, CredentialSource, Engine, Placement};
 use crate::credentials::cluster::{classify_secret, ClusterReader};
 use crate::credentials::dockerconfig;
 use crate::credentials::keyring::Keyring;
 use crate::credentials::pod::SecretRefs;
 use crate::credentials::resolve::{self, PodCredentials};
-use crate::policy::{self, CheckOutcome};
+use crate::policy::words;
 use crate::reason::{Reason, ReasonClass};
 use crate::reference::{default_pull_policy, ImageRef};
+use crate::workload::ImageUse;
 use k8s_openapi::api::core::v1::Secret;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -193,12 +193,13 @@ fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Explains `image` with `credentials`; checks the registry unless `checker` is `None`.
+/// Explains `image` with `credentials`; checks the registry unless `engine` is `None`. `node` is
+/// the node keyring the kubelet tries after the pod's secrets (the engine's own when checking).
 pub async fn explain(
     image: &str,
-    credentials: &PodCredentials,
+    credentials: PodCredentials,
     node: Option<&Keyring>,
-    checker: Option<&Checker>,
+    engine: Option<&Engine>,
 ) -> Explanation {
     let mut out = Explanation {
         image: image.to_string(),
@@ -206,10 +207,10 @@ pub async fn explain(
         error: None,
         credentials: Vec::new(),
         // A malformed secret is the result itself, not a note.
-        notes: policy::secret_findings(credentials)
-            .into_iter()
-            .filter(|f| f.reason != Reason::SecretInvalid)
-            .map(|f| f.message)
+        notes: finding::secret_findings(&credentials)
+            .iter()
+            .filter(|f| f.reason() != Reason::SecretInvalid)
+            .map(words::describe)
             .collect(),
         result: None,
     };
@@ -236,19 +237,27 @@ pub async fn explain(
         pull_policy: default_pull_policy(image).as_str().to_string(),
     });
     // What the webhook would only say after an anonymous refusal, said up front here.
-    out.notes
-        .extend(policy::credential_hints(&parsed, credentials));
-    let invalid = policy::malformed_secrets(credentials);
-    if !invalid.is_empty() {
+    out.notes.extend(
+        finding::credential_hints(&parsed, &credentials)
+            .iter()
+            .map(words::anonymous_cause),
+    );
+    if !credentials.invalid.is_empty() {
         // No pull of a pod with this secret happens at all, whatever the registry says.
+        let malformed: Vec<(String, String)> = credentials
+            .invalid
+            .iter()
+            .map(|(name, e)| (name.clone(), e.to_string()))
+            .collect();
         out.result = Some(ResultView {
             reason: Reason::SecretInvalid.as_str(),
             pull_fails: true,
-            message: policy::malformed_secrets_text(&invalid),
+            message: words::malformed_secrets_text(&malformed),
             digest: None,
         });
     }
-    out.credentials = resolve::candidates(credentials, node, &parsed.name())
+    let node = engine.map_or(node, |e| e.node_credentials().keyring.as_ref());
+    out.credentials = resolve::candidates(&credentials, node, &parsed.name())
         .into_iter()
         .map(|m| CredentialView {
             key: m.key,
@@ -256,57 +265,47 @@ pub async fn explain(
             username: m.credential.username().to_string(),
         })
         .collect();
-    if let (Some(checker), None) = (checker, &out.result) {
-        let image_use = ImageUse {
-            field: ImageField::Container,
-            name: "explain".into(),
-            image: image.to_string(),
-            pull_policy: default_pull_policy(image),
-        };
-        let deadline = tokio::time::Instant::now() + checker.budget();
-        let checked = checker
-            .check_images(
-                std::slice::from_ref(&image_use),
-                credentials,
+    let Some(engine) = engine.filter(|_| out.result.is_none()) else {
+        return out;
+    };
+    // The image on its own: no container, no placement.
+    let uses = [ImageUse {
+        location: None,
+        image: image.to_string(),
+        pull_policy: default_pull_policy(image),
+    }];
+    let namespace = credentials.namespace.clone();
+    let report = engine
+        .check(CheckRequest {
+            namespace: &namespace,
+            uses: &uses,
+            credentials: CredentialSource::Given(Box::new(credentials)),
+            placement: Placement::Anywhere,
+        })
+        .await;
+    if let Some(result) = report.result(image) {
+        let about_image = report
+            .findings
+            .iter()
+            .find(|f| f.image() == Some(image) && f.reason() != Reason::MutableTag);
+        let message = match (about_image, &result.outcome) {
+            (Some(f), _) => words::describe(f),
+            (
                 None,
-                deadline,
-            )
-            .await;
-        if let Some(c) = checked.get(image) {
-            let digest = match &c.outcome {
-                CheckOutcome::Found { resolved, .. } => resolved.digest.clone(),
-                _ => None,
-            };
-            let findings = policy::findings(
-                &image_use,
-                c.image.as_ref(),
-                &c.outcome,
-                credentials,
-                checker.policy(),
-            );
-            // The webhook's findings name a container; here there is only the image.
-            let prefix = format!("{} image {:?}: ", image_use.location(), image);
-            let message = match findings.first() {
-                Some(f) if f.reason != Reason::MutableTag => f
-                    .message
-                    .strip_prefix(&prefix)
-                    .unwrap_or(&f.message)
-                    .to_string(),
-                _ => match &c.outcome {
-                    CheckOutcome::Found {
-                        credential_source: Some(s),
-                        ..
-                    } => format!("the image exists and pulls with the credentials from {s}"),
-                    _ => "the image exists and pulls anonymously".to_string(),
+                CheckOutcome::Found {
+                    credential_source: Some(s),
+                    ..
                 },
-            };
-            out.result = Some(ResultView {
-                reason: c.outcome.reason().as_str(),
-                pull_fails: c.outcome.reason().class() == ReasonClass::Workload,
-                message,
-                digest,
-            });
-        }
+            ) => format!("the image exists and pulls with the credentials from {s}"),
+            (None, _) => "the image exists and pulls anonymously".to_string(),
+        };
+        let reason = result.outcome.reason();
+        out.result = Some(ResultView {
+            reason: reason.as_str(),
+            pull_fails: reason.class() == ReasonClass::Workload,
+            message,
+            digest: result.outcome.digest().map(str::to_string),
+        });
     }
     out
 }

@@ -1,11 +1,19 @@
 //! pullcheck: a validating admission webhook that rejects workloads whose images cannot be pulled.
 
+//!
+//! Data flows one way: a front door (`admission`, `explain`) turns its input into image uses
+//! (`workload`, `extract`), the engine (`check`) resolves them with the kubelet's rules
+//! (`credentials`, `registry`, `platform`, `placement`, `cache`), and `policy` turns its
+//! findings into a verdict and words. Nothing below calls back up.
+
 pub mod admission;
 pub mod cache;
 pub mod certs;
+pub mod check;
 pub mod config;
 pub mod credentials;
 pub mod explain;
+pub mod extract;
 pub mod metrics;
 pub mod nodes;
 pub mod placement;
@@ -16,22 +24,30 @@ pub mod reference;
 pub mod registry;
 pub mod server;
 pub mod webhook;
+pub mod workload;
 
 use config::{Cli, Command, DevCertsArgs, LogFormat, ServeArgs, Settings};
 use std::sync::Arc;
 
+/// What a command concluded, for `main` to turn into the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    Done,
+    /// The kubelet's pull would fail because of the workload (or the reference is invalid).
+    PullFails,
+}
+
 /// The composition root: the only place that knows the concrete types.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> anyhow::Result<Conclusion> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args).await.map(|()| Conclusion::Done),
         Command::Explain(args) => explain(args).await,
-        Command::DevCerts(args) => dev_certs(&args),
+        Command::DevCerts(args) => dev_certs(&args).map(|()| Conclusion::Done),
     }
 }
 
-/// `pullcheck explain`: exits 1 when the kubelet's pull would fail (or the reference is
-/// invalid), 0 otherwise.
-async fn explain(args: config::ExplainArgs) -> anyhow::Result<()> {
+/// `pullcheck explain`: what the kubelet would do with one image.
+async fn explain(args: config::ExplainArgs) -> anyhow::Result<Conclusion> {
     let mut registry_settings = registry::RegistrySettings::default();
     args.registries.apply(&mut registry_settings);
     let reader = match (&args.namespace, &args.service_account) {
@@ -62,33 +78,38 @@ async fn explain(args: config::ExplainArgs) -> anyhow::Result<()> {
         },
     };
     let (pod, node) = explain::credentials(input).await?;
-    let checker = if args.offline {
+    let engine = if args.offline {
         None
     } else {
-        Some(admission::Checker::new(
-            registry::RegistryClient::new(&registry_settings)?,
-            cache::AnswerCache::new(cache::CacheSettings::default()),
-            policy::PolicySettings::default(),
-            args.timeout,
-            Arc::new(metrics::Metrics::new()),
-        ))
+        let policy = policy::PolicySettings::default();
+        Some(
+            check::Engine::new(
+                registry::RegistryClient::new(&registry_settings)?,
+                cache::AnswerCache::new(cache::CacheSettings::default()),
+                check::EngineSettings {
+                    budget: args.timeout,
+                    mutable_tags: policy.mutable_tags,
+                    single_manifests: false,
+                },
+                Arc::new(metrics::Metrics::new()),
+            )
+            // The kubelet tries the node keyring after the pod's secrets.
+            .with_node_credentials(credentials::node::NodeCredentials {
+                keyring: node.clone(),
+                unchecked: Vec::new(),
+            }),
+        )
     };
-    // The node keyring is tried by the checker too, after the pod's secrets.
-    let checker = checker.map(|c| {
-        c.with_node_credentials(admission::NodeCredentials {
-            keyring: node.clone(),
-            unchecked: Vec::new(),
-        })
-    });
-    let explanation = explain::explain(&args.image, &pod, node.as_ref(), checker.as_ref()).await;
+    let explanation = explain::explain(&args.image, pod, node.as_ref(), engine.as_ref()).await;
     match args.output {
         config::OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&explanation)?),
         config::OutputFormat::Text => print!("{}", explain::render_text(&explanation)),
     }
-    if explanation.pull_fails() {
-        std::process::exit(1);
-    }
-    Ok(())
+    Ok(if explanation.pull_fails() {
+        Conclusion::PullFails
+    } else {
+        Conclusion::Done
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -96,27 +117,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(&args)?;
     let registry = registry::RegistryClient::new(&settings.registry)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let mut checker = admission::Checker::new(
+    let mut engine = check::Engine::new(
         registry,
         cache::AnswerCache::new(settings.cache),
-        settings.policy.clone(),
-        settings.review_timeout,
+        check::EngineSettings {
+            budget: settings.review_timeout,
+            mutable_tags: settings.policy.mutable_tags,
+            single_manifests: settings.platforms.check_single_manifests,
+        },
         metrics,
     )
     .with_node_credentials(node_credentials(&settings)?);
     let client = kube_client(settings.kubernetes).await?;
     if let Some(client) = &client {
-        checker = checker.with_cluster(credentials::cluster::ClusterReader::new(
+        engine = engine.with_cluster(credentials::cluster::ClusterReader::new(
             client.clone(),
             settings.cluster,
         ));
     }
     if let Some(nodes) = node_set(&settings.platforms, client) {
-        checker = checker.with_nodes(nodes, settings.platforms.check_single_manifests);
+        engine = engine.with_nodes(nodes);
     }
-    let checker = Arc::new(checker);
+    let admission = Arc::new(admission::Admission::new(
+        Arc::new(engine),
+        settings.policy.clone(),
+    ));
     let readiness = server::Readiness::default();
-    let app = webhook::router(checker, settings.mode, settings.max_body_bytes)
+    let app = webhook::router(admission, settings.mode, settings.max_body_bytes)
         .merge(server::health_routes(readiness.clone()));
     tracing::info!(
         listen = %settings.listen,
@@ -180,7 +207,7 @@ fn node_set(
     }
 }
 
-fn node_credentials(settings: &Settings) -> anyhow::Result<admission::NodeCredentials> {
+fn node_credentials(settings: &Settings) -> anyhow::Result<credentials::node::NodeCredentials> {
     let keyring = match &settings.node_docker_config {
         None => None,
         Some(path) => {
@@ -198,7 +225,7 @@ fn node_credentials(settings: &Settings) -> anyhow::Result<admission::NodeCreden
             Some(keyring)
         }
     };
-    Ok(admission::NodeCredentials {
+    Ok(credentials::node::NodeCredentials {
         keyring,
         unchecked: settings.node_registries.clone(),
     })

@@ -6,7 +6,9 @@ async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = pullcheck::config::Cli::parse();
     match pullcheck::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(pullcheck::Conclusion::Done) => std::process::ExitCode::SUCCESS,
+        // `explain`: the kubelet's pull would fail.
+        Ok(pullcheck::Conclusion::PullFails) => std::process::ExitCode::from(1),
         Err(e) => {
             // Our error types already name their cause in their own words.
             eprintln!("pullcheck: {e}");

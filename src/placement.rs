@@ -1,4 +1,5 @@
-//! Which node platforms a pod can land on, and whether an image provides for them (pure).
+//! Which node platforms a pod can land on (pure). Whether an image provides for them is
+//! `platform::coverage`.
 //!
 //! The scheduler places a pod only on nodes whose labels satisfy `spec.nodeSelector` and the
 //! required node affinity. Of those constraints only the keys that decide a node's platform are
@@ -7,7 +8,9 @@
 //! nor rules a platform out for good, because the autoscaler may create such a node. Node names
 //! in `matchFields` are evaluated, since the DaemonSet controller pins its pods that way.
 //!
-//! Taints and tolerations, `spec.os` and preferred affinity are not evaluated.
+//! `NoSchedule` and `NoExecute` taints keep a pod off nodes unless it tolerates them, and
+//! `spec.os` keeps it off nodes of another os (the kubelet rejects it there). Preferred affinity
+//! is not evaluated: it never rules a node out.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,7 +19,7 @@ use k8s_openapi::api::core::v1::{
     NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
 };
 
-use crate::platform::{self, MatchQuality, MatcherKind, Platform};
+use crate::platform::{self, MatcherKind, Platform, Target};
 
 /// The kubelet's GOOS.
 pub const LABEL_OS: &str = "kubernetes.io/os";
@@ -42,16 +45,6 @@ pub struct NodeInfo {
     /// `NoSchedule` and `NoExecute` taints: a pod that does not tolerate them never lands here
     /// (Windows node pools are usually tainted so that Linux pods stay off them).
     pub taints: Vec<Taint>,
-}
-
-/// A platform some of the pod's possible nodes have, with the matcher those nodes use.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Target {
-    pub platform: Platform,
-    pub matcher: MatcherKind,
-    /// How many current nodes have this platform and matcher; 0 for the platform a pod pins
-    /// itself to when no current node has it.
-    pub nodes: usize,
 }
 
 /// Where the pod can run.
@@ -101,64 +94,6 @@ pub fn candidates(spec: &PodSpec, nodes: &[NodeInfo]) -> Candidates {
         .collect();
     targets.sort_by_cached_key(|t| (Reverse(t.nodes), t.platform.to_string(), rank(t.matcher)));
     Candidates::Known(targets)
-}
-
-/// The verdict for one image index against the candidates. Every target is in exactly one of
-/// the three lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coverage {
-    /// An entry matches the node's exact platform: every runtime mode pulls it.
-    pub provided: Vec<Target>,
-    /// No entry matches: the pull fails with `no match for platform in manifest`.
-    pub missing: Vec<Target>,
-    /// Provided only through a fallback (an arm64 node pulling arm/v7, an amd64 node pulling
-    /// 386): pulls under this matcher, but a containerd >= 2.1 node in its default mode would not.
-    pub fallback_only: Vec<Target>,
-}
-
-/// Sorts each target by the best entry of the index its matcher accepts. Attestation entries
-/// (`unknown/unknown`) never count: no runtime selects them.
-pub fn coverage(index_platforms: &[Platform], targets: &[Target]) -> Coverage {
-    let mut coverage = Coverage::default();
-    for target in targets {
-        let list = match platform::best_match(target.matcher, &target.platform, index_platforms) {
-            Some(MatchQuality::Exact) => &mut coverage.provided,
-            Some(MatchQuality::Fallback) => &mut coverage.fallback_only,
-            None => &mut coverage.missing,
-        };
-        list.push(target.clone());
-    }
-    coverage
-}
-
-/// For a single-platform image (its config's os/architecture/variant): the targets whose nodes
-/// would fail at container start with `exec format error`. containerd does not platform-check a
-/// top-level manifest at pull time, so the pull succeeds and only the binary's os/architecture
-/// matter: variants are ignored (an amd64/v3 or arm64/v8.2 binary may still run), and so are the
-/// architectures the node's CPU executes natively (386 on amd64, 32-bit arm on arm64, the same
-/// pairs containerd's `Only` falls back to). An image without an architecture, or an
-/// attestation, mismatches nothing.
-pub fn single_platform_mismatch(image: &Platform, targets: &[Target]) -> Vec<Target> {
-    let image = image.normalized();
-    if image.architecture.is_empty() || image.is_attestation() {
-        return Vec::new();
-    }
-    targets
-        .iter()
-        .filter(|target| !executes(&target.platform.normalized(), &image))
-        .cloned()
-        .collect()
-}
-
-/// Both normalized. An empty image os is the node's own (containerd's `normalizeOS("")`).
-fn executes(node: &Platform, image: &Platform) -> bool {
-    let os = image.os.is_empty() || image.os == node.os;
-    let arch = image.architecture == node.architecture
-        || matches!(
-            (node.architecture.as_str(), image.architecture.as_str()),
-            ("amd64", "386") | ("arm64", "arm")
-        );
-    os && arch
 }
 
 /// Ties in [`usual_matcher`] and in the target order go to the most accepting matcher first,
@@ -363,10 +298,6 @@ mod tests {
     use serde_json::json;
     use MatcherKind::{ContainerdOnly, ContainerdStrict, CriO};
 
-    fn p(spec: &str) -> Platform {
-        Platform::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
-    }
-
     fn node(name: &str, os: &str, arch: &str, matcher: MatcherKind) -> NodeInfo {
         let labels = BTreeMap::from([
             (LABEL_OS.to_owned(), os.to_owned()),
@@ -415,14 +346,6 @@ mod tests {
         pod(json!({"affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}
         }}}))
-    }
-
-    fn target(spec: &str, matcher: MatcherKind, nodes: usize) -> Target {
-        Target {
-            platform: p(spec),
-            matcher,
-            nodes,
-        }
     }
 
     /// `(platform, matcher, nodes)` in order, platforms as displayed.
@@ -830,198 +753,6 @@ mod tests {
                 ("linux/ppc64le".to_owned(), CriO, 1),
                 ("linux/s390x".to_owned(), ContainerdOnly, 1),
             ])
-        );
-    }
-
-    /// (index, target, expected list) where the list is "provided", "fallback" or "missing".
-    #[test]
-    fn coverage_sorts_each_target_by_its_best_entry() {
-        let cases = [
-            (
-                vec!["linux/amd64", "linux/arm64"],
-                ("linux/amd64", ContainerdOnly),
-                "provided",
-            ),
-            (
-                vec!["linux/amd64", "linux/arm64"],
-                ("linux/arm64/v8", ContainerdStrict),
-                "provided",
-            ),
-            (
-                vec!["linux/amd64", "linux/arm64/v8"],
-                ("linux/arm64/v8", CriO),
-                "provided",
-            ),
-            (
-                vec!["linux/amd64", "linux/arm/v7"],
-                ("linux/arm64/v8", ContainerdOnly),
-                "fallback",
-            ),
-            (
-                vec!["linux/amd64", "linux/arm/v7"],
-                ("linux/arm64/v8", ContainerdStrict),
-                "missing",
-            ),
-            (
-                vec!["linux/amd64", "linux/arm/v7"],
-                ("linux/arm64/v8", CriO),
-                "missing",
-            ),
-            (
-                vec!["linux/386"],
-                ("linux/amd64", ContainerdOnly),
-                "fallback",
-            ),
-            (
-                vec!["linux/386"],
-                ("linux/amd64", ContainerdStrict),
-                "missing",
-            ),
-            (
-                vec!["linux/386", "linux/amd64"],
-                ("linux/amd64", ContainerdOnly),
-                "provided",
-            ),
-            (vec!["linux/arm/v6"], ("linux/arm/v7", CriO), "fallback"),
-            (
-                vec!["linux/amd64/v2"],
-                ("linux/amd64", ContainerdOnly),
-                "missing",
-            ),
-            (
-                vec!["linux/arm64/v8.2"],
-                ("linux/arm64/v8", ContainerdOnly),
-                "missing",
-            ),
-            (
-                vec!["windows(10.0.17763.6189)/amd64"],
-                ("windows(10.0.20348)/amd64", ContainerdOnly),
-                "missing",
-            ),
-            (
-                vec!["windows(10.0.20348.2655)/amd64"],
-                ("windows(10.0.20348)/amd64", ContainerdStrict),
-                "provided",
-            ),
-            (
-                vec!["linux/amd64"],
-                ("windows(10.0.20348)/amd64", ContainerdOnly),
-                "missing",
-            ),
-            (
-                vec!["unknown/unknown"],
-                ("linux/amd64", ContainerdOnly),
-                "missing",
-            ),
-            (vec![], ("linux/amd64", ContainerdOnly), "missing"),
-        ];
-        for (index, (node, matcher), want) in cases {
-            let index: Vec<Platform> = index.iter().map(|s| p(s)).collect();
-            let t = target(node, matcher, 1);
-            let got = coverage(&index, std::slice::from_ref(&t));
-            let expected = match want {
-                "provided" => Coverage {
-                    provided: vec![t.clone()],
-                    ..Coverage::default()
-                },
-                "fallback" => Coverage {
-                    fallback_only: vec![t.clone()],
-                    ..Coverage::default()
-                },
-                _ => Coverage {
-                    missing: vec![t.clone()],
-                    ..Coverage::default()
-                },
-            };
-            assert_eq!(got, expected, "index {index:?} node {node} {matcher:?}");
-        }
-    }
-
-    #[test]
-    fn attestation_entries_do_not_provide_for_any_target() {
-        let index = [p("linux/amd64"), Platform::new("unknown", "unknown")];
-        let targets = [
-            target("linux/amd64", ContainerdOnly, 3),
-            target("linux/arm64/v8", ContainerdOnly, 2),
-        ];
-        let got = coverage(&index, &targets);
-        assert_eq!(got.provided, [targets[0].clone()]);
-        assert_eq!(got.missing, [targets[1].clone()]);
-        assert!(got.fallback_only.is_empty());
-    }
-
-    #[test]
-    fn single_platform_mismatch_compares_os_and_arch_only() {
-        let targets = [
-            target("linux/amd64", ContainerdStrict, 3),
-            target("linux/arm64/v8", ContainerdStrict, 2),
-            target("windows(10.0.20348)/amd64", ContainerdOnly, 1),
-        ];
-        let cases = [
-            (
-                "linux/amd64",
-                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/amd64/v3",
-                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/x86_64",
-                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/arm64",
-                vec!["linux/amd64", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/arm64/v8.2",
-                vec!["linux/amd64", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/aarch64",
-                vec!["linux/amd64", "windows/amd64 10.0.20348"],
-            ),
-            // Binaries the node's CPU runs natively.
-            (
-                "linux/386",
-                vec!["linux/arm64/v8", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/arm/v7",
-                vec!["linux/amd64", "windows/amd64 10.0.20348"],
-            ),
-            (
-                "linux/s390x",
-                vec!["linux/amd64", "linux/arm64/v8", "windows/amd64 10.0.20348"],
-            ),
-            // os.version is not an exec format question.
-            (
-                "windows(10.0.17763)/amd64",
-                vec!["linux/amd64", "linux/arm64/v8"],
-            ),
-        ];
-        for (image, want) in cases {
-            let got: Vec<String> = single_platform_mismatch(&p(image), &targets)
-                .iter()
-                .map(|t| t.platform.to_string())
-                .collect();
-            assert_eq!(got, want, "image {image}");
-        }
-    }
-
-    #[test]
-    fn single_platform_mismatch_cannot_judge_an_image_without_architecture() {
-        let targets = [target("linux/arm64/v8", ContainerdOnly, 1)];
-        assert!(single_platform_mismatch(&Platform::new("linux", ""), &targets).is_empty());
-        assert!(
-            single_platform_mismatch(&Platform::new("unknown", "unknown"), &targets).is_empty()
-        );
-        // An image config without os runs as the node's os.
-        assert!(single_platform_mismatch(&Platform::new("", "arm64"), &targets).is_empty());
-        assert_eq!(
-            single_platform_mismatch(&Platform::new("", "amd64"), &targets),
-            targets
         );
     }
 }

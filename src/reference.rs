@@ -19,6 +19,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::workload::PullPolicy;
+
 /// `RepositoryNameTotalLengthMax`: applies to the path only, not the domain (v0.6.0 changed
 /// this), and is checked after `library/` has been added.
 pub const REPOSITORY_NAME_TOTAL_LENGTH_MAX: usize = 255;
@@ -846,41 +848,6 @@ impl FromStr for ImageRef {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ImageRef::parse_normalized(s)
-    }
-}
-
-/// A container's `imagePullPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PullPolicy {
-    Always,
-    IfNotPresent,
-    Never,
-}
-
-impl PullPolicy {
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullPolicy::Always => "Always",
-            PullPolicy::IfNotPresent => "IfNotPresent",
-            PullPolicy::Never => "Never",
-        }
-    }
-
-    /// Parses the API spelling; the API server accepts these three exactly (case-sensitive).
-    pub fn from_api(s: &str) -> Option<PullPolicy> {
-        match s {
-            "Always" => Some(PullPolicy::Always),
-            "IfNotPresent" => Some(PullPolicy::IfNotPresent),
-            "Never" => Some(PullPolicy::Never),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for PullPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

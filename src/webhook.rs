@@ -1,6 +1,6 @@
-//! The webhook's HTTP routes: thin handlers over `admission::Checker`.
+//! The webhook's HTTP routes: thin handlers over `admission::Admission`.
 
-use crate::admission::{BadReview, Checker};
+use crate::admission::{Admission, BadReview};
 use crate::policy::Mode;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, State};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 struct AppState {
-    checker: Arc<Checker>,
+    admission: Arc<Admission>,
     default_mode: Mode,
     max_body_bytes: usize,
 }
@@ -20,9 +20,9 @@ struct AppState {
 /// `POST /validate` uses the configured default mode. `POST /validate/{enforce,warn,off}` let
 /// one webhook entry per mode select namespaces by their `pullcheck.io/mode` label with a
 /// `namespaceSelector`, so the label needs no API call.
-pub fn router(checker: Arc<Checker>, default_mode: Mode, max_body_bytes: usize) -> Router {
+pub fn router(admission: Arc<Admission>, default_mode: Mode, max_body_bytes: usize) -> Router {
     let state = AppState {
-        checker,
+        admission,
         default_mode,
         max_body_bytes,
     };
@@ -70,7 +70,7 @@ async fn validate(state: AppState, mode: Mode, body: Body) -> Response {
             )
         }
     };
-    match state.checker.review(&bytes, mode).await {
+    match state.admission.review(&bytes, mode).await {
         Ok(review) => axum::Json(review).into_response(),
         Err(e @ (BadReview::Json(_) | BadReview::NoRequest | BadReview::WrongType { .. })) => {
             tracing::warn!(error = %e, "rejected a body that is not an AdmissionReview");
@@ -94,7 +94,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.checker.metrics().encode(),
+        state.admission.engine().metrics().encode(),
     )
         .into_response()
 }

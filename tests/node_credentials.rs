@@ -7,17 +7,20 @@ use base64::Engine as _;
 use common::inprocess;
 use common::webhook::Workload;
 use common::{Fixtures, RegistryAuth, TestRegistry};
-use pullcheck::admission::{Checker, NodeCredentials};
+use pullcheck::admission::Admission;
 use pullcheck::credentials::dockerconfig;
 use pullcheck::credentials::keyring::Keyring;
+use pullcheck::credentials::node::NodeCredentials;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn build_checker(registry: &TestRegistry, node: NodeCredentials) -> Checker {
-    inprocess::checker(registry, Duration::from_secs(3)).with_node_credentials(node)
+fn build_checker(registry: &TestRegistry, node: NodeCredentials) -> Admission {
+    inprocess::admission(
+        inprocess::engine(registry, Duration::from_secs(3)).with_node_credentials(node),
+    )
 }
 
-async fn response(checker: &Checker, image: &str) -> Value {
+async fn response(checker: &Admission, image: &str) -> Value {
     let spec =
         json!({"containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]});
     inprocess::response(checker, inprocess::review(Workload::Pod, "prod", spec)).await

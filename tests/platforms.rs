@@ -1,6 +1,6 @@
 //! The platform check end to end in process: real registry holding indexes and single
 //! manifests, nodes from the fake API server (watched) or from configuration, and reviews
-//! through `Checker::review`.
+//! through `Admission::review`.
 
 mod common;
 
@@ -8,14 +8,14 @@ use common::apiserver::FakeApiServer;
 use common::inprocess::{self, check};
 use common::webhook::Workload;
 use common::{eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry};
-use pullcheck::admission::Checker;
+use pullcheck::admission::Admission;
 use pullcheck::nodes::NodeSet;
 use pullcheck::platform::{self, MatcherKind};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn checker(registry: &TestRegistry, nodes: NodeSet) -> Checker {
-    inprocess::checker(registry, Duration::from_secs(5)).with_nodes(nodes, true)
+fn checker(registry: &TestRegistry, nodes: NodeSet) -> Admission {
+    inprocess::admission(inprocess::engine(registry, Duration::from_secs(5)).with_nodes(nodes))
 }
 
 fn fixed(platforms: &[&str], matcher: MatcherKind) -> NodeSet {

@@ -1,4 +1,4 @@
-//! Pull secrets end to end in process: AdmissionReviews through `Checker::review`, secrets and
+//! Pull secrets end to end in process: AdmissionReviews through `Admission::review`, secrets and
 //! service accounts served by the fake API server in Kubernetes' wire format, images on a real
 //! registry with htpasswd auth.
 
@@ -9,7 +9,7 @@ use common::apiserver::FakeApiServer;
 use common::inprocess::{self, check};
 use common::webhook::Workload;
 use common::{Fixtures, RegistryAuth, TestRegistry};
-use pullcheck::admission::Checker;
+use pullcheck::admission::Admission;
 use pullcheck::credentials::cluster::{ClusterReader, ClusterSettings};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -32,17 +32,21 @@ impl World {
         }
     }
 
-    async fn checker(&self) -> Checker {
+    async fn checker(&self) -> Admission {
         let mut config = self.api.kube_config().await;
         config.default_retry = false;
         let client = kube::Client::try_from(config).expect("kube client");
-        inprocess::checker(&self.registry, Duration::from_secs(3)).with_cluster(ClusterReader::new(
-            client,
-            ClusterSettings {
-                request_timeout: Duration::from_millis(500),
-                ..ClusterSettings::default()
-            },
-        ))
+        inprocess::admission(
+            inprocess::engine(&self.registry, Duration::from_secs(3)).with_cluster(
+                ClusterReader::new(
+                    client,
+                    ClusterSettings {
+                        request_timeout: Duration::from_millis(500),
+                        ..ClusterSettings::default()
+                    },
+                ),
+            ),
+        )
     }
 
     fn private_image(&self) -> String {

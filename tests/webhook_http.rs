@@ -3,8 +3,9 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use pullcheck::admission::Checker;
+use pullcheck::admission::Admission;
 use pullcheck::cache::{AnswerCache, CacheSettings};
+use pullcheck::check::{Engine, EngineSettings, MutableTagAdvice};
 use pullcheck::metrics::Metrics;
 use pullcheck::policy::{Mode, PolicySettings};
 use pullcheck::registry::{RegistryClient, RegistrySettings};
@@ -22,14 +23,18 @@ fn app(mode: Mode) -> axum::Router {
         ..RegistrySettings::default()
     })
     .expect("registry client");
-    let checker = Checker::new(
+    let engine = Engine::new(
         registry,
         AnswerCache::new(CacheSettings::default()),
-        PolicySettings::default(),
-        Duration::from_secs(2),
+        EngineSettings {
+            budget: Duration::from_secs(2),
+            mutable_tags: MutableTagAdvice::IfNotPresent,
+            single_manifests: true,
+        },
         Arc::new(Metrics::new()),
     );
-    pullcheck::webhook::router(Arc::new(checker), mode, LIMIT)
+    let admission = Admission::new(Arc::new(engine), PolicySettings::default());
+    pullcheck::webhook::router(Arc::new(admission), mode, LIMIT)
 }
 
 async fn post(app: axum::Router, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {

@@ -6,6 +6,7 @@ pub mod resolve;
 
 pub mod dockerconfig;
 pub mod keyring;
+pub mod node;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

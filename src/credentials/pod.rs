@@ -1,6 +1,6 @@
 //! Which pull secrets a pod will use. Pure.
 
-use crate::admission::extract::WorkloadKind;
+use crate::workload::WorkloadKind;
 use k8s_openapi::api::core::v1::PodSpec;
 
 /// Where the names of a pod's pull secrets come from.

@@ -20,37 +20,7 @@ pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
-/// What a digest holds, as far as platforms go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    /// The platforms of an index's entries (attestations included; matching skips them).
-    Index {
-        platforms: Vec<Platform>,
-        /// Some entry carries no platform: containerd's filter keeps such entries for every
-        /// node (`d.Platform == nil || m.Match(...)`), so every node can pull the image.
-        unlabelled: bool,
-    },
-    /// A single manifest and the platform its config declares. containerd does not check it
-    /// at pull time; a mismatch fails at start (exec format error).
-    Image { platform: Platform },
-}
-
-impl Content {
-    /// Roughly how many bytes this holds, for the cache's weigher.
-    pub fn approximate_size(&self) -> usize {
-        let platform = |p: &Platform| {
-            64 + p.os.len()
-                + p.architecture.len()
-                + p.variant.as_ref().map_or(0, String::len)
-                + p.os_version.as_ref().map_or(0, String::len)
-                + p.os_features.iter().map(String::len).sum::<usize>()
-        };
-        match self {
-            Content::Index { platforms, .. } => platforms.iter().map(platform).sum::<usize>() + 32,
-            Content::Image { platform: p } => platform(p) + 32,
-        }
-    }
-}
+pub use crate::platform::coverage::Content;
 
 #[derive(Deserialize)]
 struct IndexDoc {

@@ -1,12 +1,13 @@
-//! Reviews through `pullcheck::admission::Checker` inside the test process, without the server:
-//! a checker that trusts the test registries, AdmissionReview bodies, and the parts of the
+//! Reviews through `pullcheck::admission::Admission` inside the test process, without the
+//! server: an engine that trusts the test registries, AdmissionReview bodies, and the parts of the
 //! answer that tests assert on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pullcheck::admission::Checker;
+use pullcheck::admission::Admission;
 use pullcheck::cache::{AnswerCache, CacheSettings};
+use pullcheck::check::{Engine, EngineSettings, MutableTagAdvice};
 use pullcheck::metrics::Metrics;
 use pullcheck::policy::{Mode, PolicySettings};
 use pullcheck::registry::{RegistryClient, RegistrySettings};
@@ -15,22 +16,31 @@ use serde_json::Value;
 use super::webhook::{Review, Workload};
 use super::{install_crypto_provider, TestRegistry};
 
-/// A checker with the default policy and cache that trusts `registry`'s CA and gives each review
-/// `budget`. Callers add nodes or cluster credentials with `with_nodes` / `with_cluster`.
-pub fn checker(registry: &TestRegistry, budget: Duration) -> Checker {
+/// An engine with the default cache that trusts `registry`'s CA and gives each review `budget`.
+/// Callers add nodes or cluster credentials with `with_nodes` / `with_cluster`, then
+/// [`admission`].
+pub fn engine(registry: &TestRegistry, budget: Duration) -> Engine {
     install_crypto_provider();
     let client = RegistryClient::new(&RegistrySettings {
         extra_ca_files: vec![registry.ca_file().to_path_buf()],
         ..RegistrySettings::default()
     })
     .expect("registry client");
-    Checker::new(
+    Engine::new(
         client,
         AnswerCache::new(CacheSettings::default()),
-        PolicySettings::default(),
-        budget,
+        EngineSettings {
+            budget,
+            mutable_tags: MutableTagAdvice::IfNotPresent,
+            single_manifests: true,
+        },
         Arc::new(Metrics::new()),
     )
+}
+
+/// The webhook's front door over `engine`, with the default policy.
+pub fn admission(engine: Engine) -> Admission {
+    Admission::new(Arc::new(engine), PolicySettings::default())
 }
 
 /// The body of a CREATE AdmissionReview of a `workload` named `web` in `namespace`, with
@@ -51,7 +61,7 @@ pub struct Verdict {
 }
 
 /// `response` of the AdmissionReview the checker answers to `body` in enforce mode.
-pub async fn response(checker: &Checker, body: Vec<u8>) -> Value {
+pub async fn response(checker: &Admission, body: Vec<u8>) -> Value {
     let review = checker
         .review(&body, Mode::Enforce)
         .await
@@ -60,7 +70,7 @@ pub async fn response(checker: &Checker, body: Vec<u8>) -> Value {
 }
 
 /// Reviews `body` in enforce mode.
-pub async fn check(checker: &Checker, body: Vec<u8>) -> Verdict {
+pub async fn check(checker: &Admission, body: Vec<u8>) -> Verdict {
     let r = response(checker, body).await;
     Verdict {
         allowed: r["allowed"].as_bool().expect("allowed"),

@@ -21,6 +21,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod coverage;
+
+pub use coverage::{Content, PlatformCheck, Target};
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The os and architecture of attestation manifests (BuildKit provenance/SBOM) in an index.

@@ -1,152 +1,15 @@
-//! Find the pod spec in an admission request's object and list every image a kubelet would pull.
+//! Find the pod spec in a Kubernetes object and list every image a kubelet would pull.
 //!
 //! Pure: no I/O. The object is walked as JSON down to the pod spec (so a missing `template` is
 //! reported by its path), and only the pod spec is deserialized into the k8s-openapi type, which
 //! keeps metadata and status out of the hot path.
 
-use std::collections::HashSet;
-
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::reference::{default_pull_policy, PullPolicy};
-
-/// The workload kinds that carry a pod spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WorkloadKind {
-    Pod,
-    Deployment,
-    ReplicaSet,
-    StatefulSet,
-    DaemonSet,
-    Job,
-    CronJob,
-    ReplicationController,
-    PodTemplate,
-}
-
-impl WorkloadKind {
-    /// The Kubernetes `kind` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Pod => "Pod",
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::ReplicaSet => "ReplicaSet",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::CronJob => "CronJob",
-            WorkloadKind::ReplicationController => "ReplicationController",
-            WorkloadKind::PodTemplate => "PodTemplate",
-        }
-    }
-
-    /// True when the object holds a pod template rather than a pod: nothing is pulled until a
-    /// controller creates pods from it.
-    pub fn is_template(self) -> bool {
-        self != WorkloadKind::Pod
-    }
-
-    /// The kind for a `request.kind` group/version/kind, if it carries a pod spec. Only the
-    /// served versions are accepted; with `matchPolicy: Equivalent` (the default) the API server
-    /// converts older versions to the one the webhook registered for.
-    pub fn from_gvk(group: &str, version: &str, kind: &str) -> Option<WorkloadKind> {
-        let found = match (group, version, kind) {
-            ("", "v1", "Pod") => WorkloadKind::Pod,
-            ("", "v1", "ReplicationController") => WorkloadKind::ReplicationController,
-            ("", "v1", "PodTemplate") => WorkloadKind::PodTemplate,
-            ("apps", "v1", "Deployment") => WorkloadKind::Deployment,
-            ("apps", "v1", "ReplicaSet") => WorkloadKind::ReplicaSet,
-            ("apps", "v1", "StatefulSet") => WorkloadKind::StatefulSet,
-            ("apps", "v1", "DaemonSet") => WorkloadKind::DaemonSet,
-            ("batch", "v1", "Job") => WorkloadKind::Job,
-            ("batch", "v1", "CronJob") => WorkloadKind::CronJob,
-            _ => return None,
-        };
-        Some(found)
-    }
-
-    /// Where the pod spec sits in the object, as JSON field names from the root.
-    fn pod_spec_fields(self) -> &'static [&'static str] {
-        match self {
-            WorkloadKind::Pod => &["spec"],
-            WorkloadKind::PodTemplate => &["template", "spec"],
-            WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template", "spec"],
-            WorkloadKind::Deployment
-            | WorkloadKind::ReplicaSet
-            | WorkloadKind::StatefulSet
-            | WorkloadKind::DaemonSet
-            | WorkloadKind::Job
-            | WorkloadKind::ReplicationController => &["spec", "template", "spec"],
-        }
-    }
-
-    /// Where the pod spec sits in the object, dotted (`spec.template.spec`).
-    pub fn pod_spec_path(self) -> &'static str {
-        match self {
-            WorkloadKind::Pod => "spec",
-            WorkloadKind::PodTemplate => "template.spec",
-            WorkloadKind::CronJob => "spec.jobTemplate.spec.template.spec",
-            WorkloadKind::Deployment
-            | WorkloadKind::ReplicaSet
-            | WorkloadKind::StatefulSet
-            | WorkloadKind::DaemonSet
-            | WorkloadKind::Job
-            | WorkloadKind::ReplicationController => "spec.template.spec",
-        }
-    }
-}
-
-/// Which pod spec field an image came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ImageField {
-    Container,
-    InitContainer,
-    EphemeralContainer,
-    ImageVolume,
-}
-
-impl ImageField {
-    /// Words for messages, as `kubectl describe` would name the thing.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageField::Container => "container",
-            ImageField::InitContainer => "init container",
-            ImageField::EphemeralContainer => "ephemeral container",
-            ImageField::ImageVolume => "image volume",
-        }
-    }
-}
-
-/// One image the kubelet would pull for one container or image volume.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageUse {
-    pub field: ImageField,
-    /// Container name or volume name.
-    pub name: String,
-    /// Exactly as written in the object.
-    pub image: String,
-    /// As given, else defaulted the way the API server would.
-    pub pull_policy: PullPolicy,
-}
-
-impl ImageUse {
-    /// `container "app"`, `init container "migrate"`, `image volume "models"`, ...
-    pub fn location(&self) -> String {
-        format!("{} \"{}\"", self.field.as_str(), self.name)
-    }
-}
-
-/// The pod (template) spec of an admitted object and the images it pulls.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Workload {
-    pub kind: WorkloadKind,
-    /// The pod (template) spec.
-    pub spec: PodSpec,
-    /// In order: init containers, containers, ephemeral containers, image volumes.
-    pub images: Vec<ImageUse>,
-}
+use crate::reference::default_pull_policy;
+use crate::workload::{ImageField, ImageUse, PullPolicy, Workload, WorkloadKind};
 
 /// Why no workload could be read from a request.
 #[derive(Debug, thiserror::Error)]
@@ -440,33 +303,18 @@ fn entry_to_use(
             ),
         })?,
     };
-    Ok(Some(ImageUse {
-        field: entry.field,
-        name: entry.name.to_owned(),
-        image: image.to_owned(),
+    Ok(Some(ImageUse::at(
+        entry.field,
+        entry.name,
+        image,
         pull_policy,
-    }))
-}
-
-/// Images of `new` whose image string does not occur anywhere in `old`, in order, keeping every
-/// use (two containers sharing an image both stay so messages can name both).
-///
-/// An image that `old` used only with pull policy `Never` still counts as new: it was never
-/// pulled (nor checked) before, and now it will be.
-pub fn new_images<'a>(new: &'a [ImageUse], old: &[ImageUse]) -> Vec<&'a ImageUse> {
-    let known: HashSet<&str> = old
-        .iter()
-        .filter(|u| !matches!(u.pull_policy, PullPolicy::Never))
-        .map(|u| u.image.as_str())
-        .collect();
-    new.iter()
-        .filter(|u| !known.contains(u.image.as_str()))
-        .collect()
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::new_images;
     use serde_json::json;
 
     use ImageField::{
@@ -477,12 +325,7 @@ mod tests {
     const DIGEST: &str = "sha256:6d0b4a0f0e3a8b76b0e3d5b3a4f1d5c2e7b8a9c0d1e2f3a4b5c6d7e8f9a0b1c2";
 
     fn use_(field: ImageField, name: &str, image: &str, pull_policy: PullPolicy) -> ImageUse {
-        ImageUse {
-            field,
-            name: name.to_owned(),
-            image: image.to_owned(),
-            pull_policy,
-        }
+        ImageUse::at(field, name, image, pull_policy)
     }
 
     fn metadata(name: &str) -> Value {
@@ -1052,7 +895,13 @@ mod tests {
             (E, "debugger", r#"ephemeral container "debugger""#),
             (V, "models", r#"image volume "models""#),
         ] {
-            assert_eq!(use_(field, name, "nginx", Always).location(), want);
+            assert_eq!(
+                use_(field, name, "nginx", Always)
+                    .location
+                    .map(|l| l.to_string())
+                    .as_deref(),
+                Some(want)
+            );
         }
     }
 
@@ -1065,7 +914,10 @@ mod tests {
         let workload = extract("", "v1", "Pod", None, &object).expect("500 containers");
         assert_eq!(workload.images.len(), 500);
         for (i, image) in workload.images.iter().enumerate() {
-            assert_eq!(image.name, format!("c{i}"));
+            assert_eq!(
+                image.location.as_ref().map(|l| l.name.as_str()),
+                Some(format!("c{i}").as_str())
+            );
             assert_eq!(image.image, format!("registry.example.com/app/c{i}:v{i}"));
             assert_eq!(image.pull_policy, IfNotPresent);
         }
