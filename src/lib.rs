@@ -35,12 +35,15 @@ pub enum Conclusion {
     Done,
     /// The kubelet's pull would fail because of the workload (or the reference is invalid).
     PullFails,
+    /// A second shutdown signal cut the drain short: exit with this code, as a process killed
+    /// by the signal would.
+    Interrupted(u8),
 }
 
 /// The composition root: the only place that knows the concrete types.
 pub async fn run(cli: Cli) -> anyhow::Result<Conclusion> {
     match cli.command {
-        Command::Serve(args) => serve(args).await.map(|()| Conclusion::Done),
+        Command::Serve(args) => serve(args).await,
         Command::Explain(args) => explain(args).await,
         Command::DevCerts(args) => dev_certs(&args).map(|()| Conclusion::Done),
     }
@@ -112,7 +115,7 @@ async fn explain(args: config::ExplainArgs) -> anyhow::Result<Conclusion> {
     })
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<Conclusion> {
     init_logging(args.log_format, &args.log)?;
     let settings = Settings::from_args(&args)?;
     let registry = registry::RegistryClient::new(&settings.registry)?;
@@ -155,9 +158,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let server_settings =
         server::ServerSettings::new(settings.listen, &settings.tls_cert, &settings.tls_key);
-    server::serve(server_settings, app, readiness, server::shutdown_signal()).await?;
+    let (abort, aborted) = tokio::sync::oneshot::channel();
+    let serving = server::serve(
+        server_settings,
+        app,
+        readiness,
+        server::shutdown_signal(abort),
+    );
+    tokio::select! {
+        served = serving => served?,
+        Ok(code) = aborted => return Ok(Conclusion::Interrupted(u8::try_from(code).unwrap_or(1))),
+    }
     tracing::info!("stopped");
-    Ok(())
+    Ok(Conclusion::Done)
 }
 
 /// In-cluster configuration or KUBECONFIG; none (with a log line) when neither exists, so a

@@ -9,6 +9,7 @@ async fn main() -> std::process::ExitCode {
         Ok(pullcheck::Conclusion::Done) => std::process::ExitCode::SUCCESS,
         // `explain`: the kubelet's pull would fail.
         Ok(pullcheck::Conclusion::PullFails) => std::process::ExitCode::from(1),
+        Ok(pullcheck::Conclusion::Interrupted(code)) => std::process::ExitCode::from(code),
         Err(e) => {
             // Our error types already name their cause in their own words.
             eprintln!("pullcheck: {e}");

@@ -61,7 +61,7 @@ impl Metrics {
         let image_checks = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "image_checks",
-            "Image checks (one per distinct image of a review), by outcome reason",
+            "What image checks found, by reason: each reason once per distinct image of a review (ok for an image found with nothing to say), and the pod's secret findings once per review",
             image_checks.clone(),
         );
         let review_seconds = Family::<DecisionLabels, Histogram>::new_with_constructor(|| {

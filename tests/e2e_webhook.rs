@@ -1201,3 +1201,35 @@ async fn sigterm_lets_the_review_in_flight_finish_then_exits_zero() {
     assert_eq!(status.code(), Some(0), "{}", webhook.log());
     assert_no_panic(&webhook);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_cuts_the_drain_short_and_exits_143() {
+    let fake = FakeRegistry::always(Reply::Stall);
+    let mut webhook = WebhookOptions::default().timeout("10s").start().await;
+    let review = web_pod(&fake.image("library/app", "v1"));
+    let client = webhook.client().clone();
+    let url = webhook.url("/validate");
+    let body = serde_json::to_vec(&review.json()).expect("review JSON");
+    let _in_flight = tokio::spawn(async move { post_json(&client, &url, body).await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.total() == 0 {
+        assert!(Instant::now() < deadline, "the registry was never asked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    webhook.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        webhook.try_exit().is_none(),
+        "exited with a review in flight: {}",
+        webhook.log()
+    );
+    let signalled = Instant::now();
+    webhook.signal("-TERM");
+    let status = webhook
+        .wait_exit(Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|| panic!("still draining after a second SIGTERM:\n{}", webhook.log()));
+    assert_eq!(status.code(), Some(143), "{}", webhook.log());
+    assert!(signalled.elapsed() < Duration::from_secs(3));
+    assert_no_panic(&webhook);
+}

@@ -1,17 +1,19 @@
 //! Shutdown on SIGTERM/SIGINT, with a second signal as an escape hatch.
 
+use tokio::sync::oneshot;
+
 /// Exit codes of a process killed by the signal (128 + signal number), as shells report them.
 const EXIT_SIGINT: i32 = 130;
 const EXIT_SIGTERM: i32 = 143;
 
-/// Resolves on the first SIGTERM or SIGINT; a second one exits the process immediately (exit code 130 for
-/// SIGINT, 143 for SIGTERM).
+/// Resolves on the first SIGTERM or SIGINT; a second one sends the exit code of a process killed by
+/// it (130 for SIGINT, 143 for SIGTERM) to `abort`, for the caller to stop draining and exit with.
 ///
 /// The kubelet sends SIGTERM at pod deletion and SIGKILL after the grace period; the first signal starts a
 /// drain, and a second (an impatient Ctrl-C) should not have to wait for it.
-pub async fn shutdown_signal() {
+pub async fn shutdown_signal(abort: oneshot::Sender<i32>) {
     match Signals::register() {
-        Ok(signals) => signals.wait_then_arm_exit().await,
+        Ok(signals) => signals.wait_then_arm_exit(abort).await,
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGTERM/SIGINT; falling back to Ctrl-C only");
             if let Err(error) = tokio::signal::ctrl_c().await {
@@ -38,8 +40,8 @@ impl Signals {
         })
     }
 
-    /// Waits for the first signal, then leaves a task behind that exits on the second.
-    async fn wait_then_arm_exit(mut self) {
+    /// Waits for the first signal, then leaves a task behind that reports the second.
+    async fn wait_then_arm_exit(mut self, abort: oneshot::Sender<i32>) {
         let first = tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
@@ -57,7 +59,7 @@ impl Signals {
                 signal = name,
                 "second shutdown signal; exiting without draining"
             );
-            std::process::exit(code);
+            let _ = abort.send(code);
         });
     }
 }
@@ -71,12 +73,12 @@ impl Signals {
         Ok(Self)
     }
 
-    async fn wait_then_arm_exit(self) {
+    async fn wait_then_arm_exit(self, abort: oneshot::Sender<i32>) {
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::info!("shutdown requested; draining (press Ctrl-C again to exit at once)");
             tokio::spawn(async {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(EXIT_SIGINT);
+                    let _ = abort.send(EXIT_SIGINT);
                 }
             });
         }
@@ -108,10 +110,16 @@ mod tests {
         runtime.block_on(async {
             let signals = Signals::register().expect("register");
             println!("child:armed");
-            signals.wait_then_arm_exit().await;
+            let (abort, aborted) = oneshot::channel();
+            signals.wait_then_arm_exit(abort).await;
             println!("child:first-signal-handled");
-            // Stay alive until the second signal ends the process.
-            tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+            // Stay alive until the second signal asks to end the process; the caller exits,
+            // as `main` does with the code `run` returns.
+            if let Ok(Ok(code)) =
+                tokio::time::timeout(std::time::Duration::from_secs(20), aborted).await
+            {
+                std::process::exit(code);
+            }
             println!("child:still-alive");
         });
     }
