@@ -1211,11 +1211,10 @@ async fn a_second_sigterm_cuts_the_drain_short_and_exits_143() {
     let url = webhook.url("/validate");
     let body = serde_json::to_vec(&review.json()).expect("review JSON");
     let _in_flight = tokio::spawn(async move { post_json(&client, &url, body).await });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fake.total() == 0 {
-        assert!(Instant::now() < deadline, "the registry was never asked");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        common::eventually(Duration::from_secs(5), || fake.total() > 0).await,
+        "the registry was never asked"
+    );
     webhook.signal("-TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
