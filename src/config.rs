@@ -5,6 +5,7 @@
 
 use crate::cache::CacheSettings;
 use crate::credentials::cluster::ClusterSettings;
+pub use crate::duration::parse as parse_duration;
 use crate::platform::{MatcherKind, Platform};
 use crate::policy::{FailureAction, Mode, MutableTagAdvice, PolicySettings};
 use crate::registry::RegistrySettings;
@@ -515,30 +516,6 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// `5s`, `2500ms`, `1m`, `1h`, `1.5s`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -644,16 +621,5 @@ mod tests {
             err.contains("platforms.nodes") && err.contains("linux"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 }

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod certs;
 pub mod config;
 pub mod credentials;
+pub mod duration;
 pub mod explain;
 pub mod metrics;
 pub mod nodes;
