@@ -95,40 +95,40 @@ async fn explain(args: config::ExplainArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log)?;
     let settings = Settings::from_args(&args)?;
-    let registry = registry::RegistryClient::new(&settings.registry)?;
+    let config = &settings.config;
+    let registry = registry::RegistryClient::new(&config.registries)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let mut checker = admission::Checker::new(
         registry,
-        cache::AnswerCache::new(settings.cache),
-        settings.policy.clone(),
-        settings.review_timeout,
+        cache::AnswerCache::new(config.cache),
+        config.policy.clone(),
+        config.review_timeout,
         metrics,
     )
-    .with_node_credentials(node_credentials(&settings)?);
-    let client = kube_client(settings.kubernetes).await?;
+    .with_node_credentials(node_credentials(&config.node_credentials)?);
+    let client = kube_client(config.kubernetes.enabled).await?;
     if let Some(client) = &client {
         checker = checker.with_cluster(credentials::cluster::ClusterReader::new(
             client.clone(),
-            settings.cluster,
+            config.kubernetes,
         ));
     }
-    if let Some(nodes) = node_set(&settings.platforms, client) {
-        checker = checker.with_nodes(nodes, settings.platforms.check_single_manifests);
+    if let Some(nodes) = node_set(&config.platforms, client) {
+        checker = checker.with_nodes(nodes, config.platforms.check_single_manifests);
     }
     let checker = Arc::new(checker);
     let readiness = server::Readiness::default();
-    let app = webhook::router(checker, settings.mode, settings.max_body_bytes)
+    let app = webhook::router(checker, config.mode, config.max_body_bytes)
         .merge(server::health_routes(readiness.clone()));
     tracing::info!(
         listen = %settings.listen,
-        mode = settings.mode.as_str(),
-        timeout_ms = settings.review_timeout.as_millis() as u64,
-        registry_failure = ?settings.policy.registry_failure,
-        insecure_registries = ?settings.registry.insecure_registries,
+        mode = config.mode.as_str(),
+        timeout_ms = config.review_timeout.as_millis() as u64,
+        registry_failure = ?config.policy.registry_failure,
+        insecure_registries = ?config.registries.insecure_registries,
         "starting pullcheck"
     );
-    let server_settings =
-        server::ServerSettings::new(settings.listen, &settings.tls_cert, &settings.tls_key);
+    let server_settings = settings.server();
     server::serve(server_settings, app, readiness, server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -181,8 +181,10 @@ fn node_set(
     }
 }
 
-fn node_credentials(settings: &Settings) -> anyhow::Result<admission::NodeCredentials> {
-    let keyring = match &settings.node_docker_config {
+fn node_credentials(
+    settings: &config::NodeCredentialSettings,
+) -> anyhow::Result<admission::NodeCredentials> {
+    let keyring = match &settings.docker_config {
         None => None,
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -201,7 +203,7 @@ fn node_credentials(settings: &Settings) -> anyhow::Result<admission::NodeCreden
     };
     Ok(admission::NodeCredentials {
         keyring,
-        unchecked: settings.node_registries.clone(),
+        unchecked: settings.registries.clone(),
     })
 }
 

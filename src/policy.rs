@@ -9,11 +9,11 @@ use crate::reason::{Reason, ReasonClass};
 use crate::reference::{ImageRef, PullPolicy, ReferenceError};
 use crate::registry::Content;
 use crate::registry::{RegistryError, Resolved, Unreachable};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
 /// What the webhook does with what it finds in a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Deny workloads whose images cannot be pulled.
@@ -37,7 +37,7 @@ impl Mode {
 /// What to do when the registry, not the workload, is at fault (unreachable, rate limited,
 /// 5xx, out of time). Admitting is the default: blocking every deploy during a registry
 /// outage is worse than the pull failing later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureAction {
     Allow,
@@ -45,7 +45,7 @@ pub enum FailureAction {
 }
 
 /// When to advise against mutable tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "camelCase")]
 pub enum MutableTagAdvice {
     Off,
@@ -55,19 +55,13 @@ pub enum MutableTagAdvice {
     Unpinned,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The keys `registryFailure` and `mutableTags`, at the top level of the configuration, whose
+/// embedded default file also holds the `Default`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicySettings {
     pub registry_failure: FailureAction,
     pub mutable_tags: MutableTagAdvice,
-}
-
-impl Default for PolicySettings {
-    fn default() -> Self {
-        PolicySettings {
-            registry_failure: FailureAction::Allow,
-            mutable_tags: MutableTagAdvice::IfNotPresent,
-        }
-    }
 }
 
 /// How the check of one distinct image ended.
