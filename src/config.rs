@@ -14,7 +14,7 @@ pub use crate::duration::parse as parse_duration;
 use crate::platform::{MatcherKind, Platform};
 use crate::policy::{Mode, PolicySettings};
 use crate::registry::RegistrySettings;
-use crate::server::ServerSettings;
+use crate::server::{ServerSettings, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -183,6 +183,7 @@ pub struct Config {
     pub kubernetes: ClusterSettings,
     pub node_credentials: NodeCredentialSettings,
     pub platforms: PlatformSettings,
+    pub server: Timeouts,
 }
 
 /// Everything `serve` needs, validated: the flags that are not configuration keys, and the
@@ -283,6 +284,7 @@ defaults_from_embedded_file! {
     RegistrySettings => registries,
     CacheSettings => cache,
     ClusterSettings => kubernetes,
+    Timeouts => server,
 }
 
 impl Config {
@@ -345,9 +347,12 @@ impl Settings {
         })
     }
 
-    /// The listener: address and certificate from the flags.
+    /// The listener: address and certificate from the flags, timeouts from the configuration.
     pub fn server(&self) -> ServerSettings {
-        ServerSettings::new(self.listen, &self.tls_cert, &self.tls_key)
+        ServerSettings {
+            timeouts: self.config.server,
+            ..ServerSettings::new(self.listen, &self.tls_cert, &self.tls_key)
+        }
     }
 }
 
@@ -620,6 +625,10 @@ mod tests {
         assert_eq!(c.kubernetes.ttl, Duration::from_secs(30));
         assert_eq!(c.node_credentials.docker_config, None);
         let server = s.server();
+        assert_eq!(server.timeouts.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.idle_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.drain_timeout, Duration::from_secs(15));
         assert_eq!(server.tls_cert, PathBuf::from("c.pem"));
     }
 
@@ -656,7 +665,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_values_naming_the_key() {
-        let cases: [(&str, &[&str]); 9] = [
+        let cases: [(&str, &[&str]); 10] = [
             (
                 "modee: warn\n",
                 &["f.yaml", "unknown key `modee`", "mode, "],
@@ -680,6 +689,7 @@ mod tests {
                 "cache:\n  maxEntries: lots\n",
                 &["`cache.maxEntries`", "lots"],
             ),
+            ("server:\n  idleTimeout: [1]\n", &["`server.idleTimeout`"]),
             ("- mode\n", &["f.yaml"]),
         ];
         for (text, wants) in cases {
@@ -692,9 +702,29 @@ mod tests {
 
     #[test]
     fn an_empty_file_or_section_keeps_the_defaults() {
-        for text in ["", "# nothing here\n", "cache:\n"] {
+        for text in [
+            "",
+            "# nothing here\n",
+            "cache:\n",
+            "server:\n  # drainTimeout: 1s\n",
+        ] {
             assert_eq!(file(text).as_ref(), Ok(&Config::defaults()), "{text:?}");
         }
+    }
+
+    #[test]
+    fn reads_server_timeouts() {
+        let text = "server:\n  headerReadTimeout: 2s\n  handshakeTimeout: 3s\n  idleTimeout: 1m\n  drainTimeout: 500ms\n";
+        let s = Settings::build(&args(&[]), Some((text, "f.yaml"))).expect("file");
+        assert_eq!(
+            s.server().timeouts,
+            Timeouts {
+                header_read_timeout: Duration::from_secs(2),
+                handshake_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(60),
+                drain_timeout: Duration::from_millis(500),
+            }
+        );
     }
 
     #[test]
