@@ -8,6 +8,7 @@
 use crate::credentials::Fingerprint;
 use crate::registry::{RegistryError, Resolved};
 use moka::Expiry;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -18,31 +19,25 @@ pub struct CacheKey {
     pub credential: Fingerprint,
 }
 
-/// How long answers are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How long answers are kept: the `cache:` section of the configuration, whose embedded
+/// default file also holds the `Default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CacheSettings {
     /// A tag that resolved: tags move, so not for long.
+    #[serde(with = "crate::duration")]
     pub tag_ttl: Duration,
     /// A digest that resolved: content addressed, it cannot change (it could be deleted, which
     /// a long TTL accepts).
+    #[serde(with = "crate::duration")]
     pub digest_ttl: Duration,
     /// Not found, unauthorized, forbidden: short, so a push or a fixed secret shows up soon.
+    #[serde(with = "crate::duration")]
     pub negative_ttl: Duration,
     /// Rate limited, unreachable, 5xx: very short, the registry may recover any second.
+    #[serde(with = "crate::duration")]
     pub failure_ttl: Duration,
     pub max_entries: u64,
-}
-
-impl Default for CacheSettings {
-    fn default() -> Self {
-        CacheSettings {
-            tag_ttl: Duration::from_secs(60),
-            digest_ttl: Duration::from_secs(24 * 3600),
-            negative_ttl: Duration::from_secs(10),
-            failure_ttl: Duration::from_secs(2),
-            max_entries: 50_000,
-        }
-    }
 }
 
 pub type Answer = Result<Resolved, RegistryError>;

@@ -1,21 +1,37 @@
-//! Command line, environment and the YAML configuration file, validated into `Settings`.
+//! Command line, environment and the YAML configuration file, read into one typed [`Config`].
 //!
-//! Precedence: a flag (or its `PULLCHECK_*` variable) over the file over the embedded
-//! defaults in `config/default.yaml`, which also documents every key.
+//! Defaults are written once, in `config/default.yaml`: it is embedded, holds every key with its
+//! value and documents it. A `--config` file is merged over it key by key, the few flags that
+//! stand for a key (or their `PULLCHECK_*` variables) over that, and the result is read into
+//! [`Config`], whose sections are the settings structs of the modules that use them. A setting
+//! is therefore a documented key in the YAML and a field in its struct (and a flag, if it has
+//! one); the structs' `Default`s are their sections of the embedded file.
 
 use crate::cache::CacheSettings;
 use crate::credentials::cluster::ClusterSettings;
+pub use crate::credentials::cluster::KubernetesMode;
+pub use crate::duration::parse as parse_duration;
 use crate::platform::{MatcherKind, Platform};
-use crate::policy::{FailureAction, Mode, MutableTagAdvice, PolicySettings};
+use crate::policy::{Mode, PolicySettings};
 use crate::registry::RegistrySettings;
+use crate::server::{ServerSettings, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_yaml_ng::{Mapping, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::Duration;
 
-/// The embedded default configuration (every knob, with comments).
+/// The embedded default configuration (every key, with its default and what it does).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.yaml");
+
+/// How messages name the embedded file.
+const EMBEDDED: &str = "embedded default configuration";
+
+/// The API server gives a webhook at most 30 s; the review must answer before that.
+const MAX_REVIEW_TIMEOUT: Duration = Duration::from_secs(29);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -146,25 +162,38 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `serve` needs, validated.
+/// The configuration file's keys, typed: the embedded defaults, the file and the flags together.
+///
+/// Without `deny_unknown_fields`, which serde does not allow beside `flatten`: a key the
+/// embedded file does not have is refused by [`merge`] before this is read, and a test holds the
+/// embedded file and these fields to the same keys.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    /// For namespaces without a `pullcheck.io/mode` label.
+    pub mode: Mode,
+    #[serde(rename = "timeout", with = "crate::duration")]
+    pub review_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// `registryFailure` and `mutableTags` stand at the top level of the file.
+    #[serde(flatten)]
+    pub policy: PolicySettings,
+    pub registries: RegistrySettings,
+    pub cache: CacheSettings,
+    pub kubernetes: ClusterSettings,
+    pub node_credentials: NodeCredentialSettings,
+    pub platforms: PlatformSettings,
+    pub server: Timeouts,
+}
+
+/// Everything `serve` needs, validated: the flags that are not configuration keys, and the
+/// configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
-    pub mode: Mode,
-    pub review_timeout: Duration,
-    pub max_body_bytes: usize,
-    pub policy: PolicySettings,
-    pub registry: RegistrySettings,
-    pub cache: CacheSettings,
-    pub kubernetes: KubernetesMode,
-    pub cluster: ClusterSettings,
-    /// A docker config.json with the nodes' own credentials (tried after the pod's secrets).
-    pub node_docker_config: Option<PathBuf>,
-    /// Registries nodes pull with credentials pullcheck cannot see (credential providers).
-    pub node_registries: Vec<String>,
-    pub platforms: PlatformSettings,
+    pub config: Config,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,42 +205,31 @@ pub enum ConfigError {
     },
     #[error("configuration file {path}: {detail}")]
     Parse { path: String, detail: String },
+    #[error("configuration file {path}: unknown key `{key}` (known there: {known})")]
+    UnknownKey {
+        path: String,
+        key: String,
+        known: String,
+    },
+    #[error("configuration key `{key}`: {detail}")]
+    Value { key: String, detail: String },
     #[error("configuration: {0}")]
     Invalid(String),
 }
 
-/// The YAML file. Every field is optional so a file can set just what it changes.
-#[derive(Debug, Default, Deserialize)]
+/// Credentials nodes have that pods do not show: the `nodeCredentials:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FileConfig {
-    mode: Option<Mode>,
-    timeout: Option<String>,
-    max_body_bytes: Option<usize>,
-    registry_failure: Option<FailureAction>,
-    mutable_tags: Option<MutableTagAdvice>,
-    #[serde(default)]
-    registries: RegistriesFile,
-    #[serde(default)]
-    cache: CacheFile,
-    #[serde(default)]
-    kubernetes: KubernetesFile,
-    #[serde(default)]
-    node_credentials: NodeCredentialsFile,
-    #[serde(default)]
-    platforms: PlatformsFile,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PlatformsFile {
-    enabled: Option<bool>,
-    nodes: Option<Vec<String>>,
-    matcher: Option<MatcherChoice>,
-    check_single_manifests: Option<bool>,
+pub struct NodeCredentialSettings {
+    /// A docker config.json with the nodes' own credentials (tried after the pod's secrets).
+    pub docker_config: Option<PathBuf>,
+    /// Registries nodes pull with credentials pullcheck cannot see (credential providers).
+    #[serde(deserialize_with = "registry_patterns")]
+    pub registries: Vec<String>,
 }
 
 /// Which platform matcher nodes use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MatcherChoice {
     /// Per node, from `status.nodeInfo.containerRuntimeVersion`.
@@ -232,123 +250,74 @@ impl MatcherChoice {
     }
 }
 
-/// The platform check, validated.
-#[derive(Debug, Clone, PartialEq)]
+/// The platform check: the `platforms:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlatformSettings {
     pub enabled: bool,
     /// Fixed node platforms instead of watching Nodes (for clusters where pullcheck may not).
+    #[serde(with = "platform_list")]
     pub nodes: Vec<Platform>,
     pub matcher: MatcherChoice,
     /// Also read single-platform images' configs to warn about exec format errors.
     pub check_single_manifests: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct KubernetesFile {
-    enabled: Option<KubernetesMode>,
-    cache_ttl: Option<String>,
-    missing_ttl: Option<String>,
-    request_timeout: Option<String>,
+/// Read once: the embedded file cannot change, and tests build many default structs.
+static DEFAULTS: LazyLock<Config> = LazyLock::new(|| {
+    Config::load(None).expect("config/default.yaml reads into Config (config::tests check it)")
+});
+
+/// Each section's `Default` is that section of the embedded file, so no value is written twice.
+macro_rules! defaults_from_embedded_file {
+    ($($ty:ty => $section:ident),* $(,)?) => {$(
+        impl Default for $ty {
+            fn default() -> Self {
+                DEFAULTS.$section.clone()
+            }
+        }
+    )*};
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NodeCredentialsFile {
-    docker_config: Option<PathBuf>,
-    registries: Option<Vec<String>>,
+defaults_from_embedded_file! {
+    PolicySettings => policy,
+    RegistrySettings => registries,
+    CacheSettings => cache,
+    ClusterSettings => kubernetes,
+    Timeouts => server,
 }
 
-/// Whether to read pull secrets from the Kubernetes API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KubernetesMode {
-    /// In-cluster configuration or KUBECONFIG when present; otherwise run without (dev).
-    Auto,
-    /// Never: images are checked anonymously.
-    Off,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RegistriesFile {
-    ca_files: Option<Vec<PathBuf>>,
-    insecure: Option<Vec<String>>,
-    connect_timeout: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CacheFile {
-    tag_ttl: Option<String>,
-    digest_ttl: Option<String>,
-    negative_ttl: Option<String>,
-    failure_ttl: Option<String>,
-    max_entries: Option<u64>,
-}
-
-impl FileConfig {
-    fn parse(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
-        serde_yaml_ng::from_str::<Option<FileConfig>>(text)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| ConfigError::Parse {
-                path: origin.to_string(),
-                detail: e.to_string(),
-            })
+impl Config {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Config {
+        DEFAULTS.clone()
     }
 
-    /// `self` with every field `over` sets replaced.
-    fn overlay(self, over: FileConfig) -> FileConfig {
-        FileConfig {
-            mode: over.mode.or(self.mode),
-            timeout: over.timeout.or(self.timeout),
-            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
-            registry_failure: over.registry_failure.or(self.registry_failure),
-            mutable_tags: over.mutable_tags.or(self.mutable_tags),
-            registries: RegistriesFile {
-                ca_files: over.registries.ca_files.or(self.registries.ca_files),
-                insecure: over.registries.insecure.or(self.registries.insecure),
-                connect_timeout: over
-                    .registries
-                    .connect_timeout
-                    .or(self.registries.connect_timeout),
-            },
-            kubernetes: KubernetesFile {
-                enabled: over.kubernetes.enabled.or(self.kubernetes.enabled),
-                cache_ttl: over.kubernetes.cache_ttl.or(self.kubernetes.cache_ttl),
-                missing_ttl: over.kubernetes.missing_ttl.or(self.kubernetes.missing_ttl),
-                request_timeout: over
-                    .kubernetes
-                    .request_timeout
-                    .or(self.kubernetes.request_timeout),
-            },
-            platforms: PlatformsFile {
-                enabled: over.platforms.enabled.or(self.platforms.enabled),
-                nodes: over.platforms.nodes.or(self.platforms.nodes),
-                matcher: over.platforms.matcher.or(self.platforms.matcher),
-                check_single_manifests: over
-                    .platforms
-                    .check_single_manifests
-                    .or(self.platforms.check_single_manifests),
-            },
-            node_credentials: NodeCredentialsFile {
-                docker_config: over
-                    .node_credentials
-                    .docker_config
-                    .or(self.node_credentials.docker_config),
-                registries: over
-                    .node_credentials
-                    .registries
-                    .or(self.node_credentials.registries),
-            },
-            cache: CacheFile {
-                tag_ttl: over.cache.tag_ttl.or(self.cache.tag_ttl),
-                digest_ttl: over.cache.digest_ttl.or(self.cache.digest_ttl),
-                negative_ttl: over.cache.negative_ttl.or(self.cache.negative_ttl),
-                failure_ttl: over.cache.failure_ttl.or(self.cache.failure_ttl),
-                max_entries: over.cache.max_entries.or(self.cache.max_entries),
-            },
+    /// The embedded defaults with `file` (its text, and its name for messages) merged over them.
+    pub fn load(file: Option<(&str, &str)>) -> Result<Config, ConfigError> {
+        let mut tree = yaml(DEFAULT_CONFIG, EMBEDDED)?;
+        if let Some((text, origin)) = file {
+            merge(&mut tree, yaml(text, origin)?, "").map_err(|e| ConfigError::UnknownKey {
+                path: origin.to_string(),
+                key: e.key,
+                known: e.known,
+            })?;
         }
+        let tree = Value::Mapping(tree);
+        // serde's `flatten` hands these keys over without their names, so a bad value there
+        // would be reported against the whole file; read alone first, its message names the key.
+        typed::<PolicySettings>(tree.clone())?;
+        typed(tree)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let timeout = self.review_timeout;
+        if timeout.is_zero() || timeout > MAX_REVIEW_TIMEOUT {
+            return Err(ConfigError::Invalid(format!(
+                "timeout must be between 1ms and 29s (the API server allows at most 30s per webhook), got {timeout:?}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -367,120 +336,41 @@ impl Settings {
 
     /// Defaults, then the file's text, then the flags.
     pub fn build(args: &ServeArgs, file: Option<(&str, &str)>) -> Result<Settings, ConfigError> {
-        let mut merged = FileConfig::parse(DEFAULT_CONFIG, "embedded default configuration")?;
-        if let Some((text, origin)) = file {
-            merged = merged.overlay(FileConfig::parse(text, origin)?);
-        }
-        let duration =
-            |value: Option<String>, key: &str| -> Result<Option<Duration>, ConfigError> {
-                value
-                    .map(|v| {
-                        parse_duration(&v).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))
-                    })
-                    .transpose()
-            };
-        let review_timeout = match args.timeout {
-            Some(t) => t,
-            None => duration(merged.timeout, "timeout")?.unwrap_or(Duration::from_secs(5)),
-        };
-        if review_timeout.is_zero() || review_timeout > Duration::from_secs(29) {
-            return Err(ConfigError::Invalid(format!(
-                "timeout must be between 1ms and 29s (the API server allows at most 30s per webhook), got {review_timeout:?}"
-            )));
-        }
-        let mut registry = RegistrySettings {
-            extra_ca_files: merged.registries.ca_files.unwrap_or_default(),
-            insecure_registries: merged.registries.insecure.unwrap_or_default(),
-            ..RegistrySettings::default()
-        };
-        args.registries.apply(&mut registry);
-        if let Some(t) = duration(
-            merged.registries.connect_timeout,
-            "registries.connectTimeout",
-        )? {
-            registry.connect_timeout = t;
-        }
-        let mut cache = CacheSettings::default();
-        let c = merged.cache;
-        for (value, key, slot) in [
-            (c.tag_ttl, "cache.tagTtl", &mut cache.tag_ttl),
-            (c.digest_ttl, "cache.digestTtl", &mut cache.digest_ttl),
-            (c.negative_ttl, "cache.negativeTtl", &mut cache.negative_ttl),
-            (c.failure_ttl, "cache.failureTtl", &mut cache.failure_ttl),
-        ] {
-            if let Some(d) = duration(value, key)? {
-                *slot = d;
-            }
-        }
-        if let Some(n) = c.max_entries {
-            cache.max_entries = n;
-        }
-        let mut cluster = ClusterSettings::default();
-        let k = merged.kubernetes;
-        for (value, key, slot) in [
-            (k.cache_ttl, "kubernetes.cacheTtl", &mut cluster.ttl),
-            (
-                k.missing_ttl,
-                "kubernetes.missingTtl",
-                &mut cluster.missing_ttl,
-            ),
-            (
-                k.request_timeout,
-                "kubernetes.requestTimeout",
-                &mut cluster.request_timeout,
-            ),
-        ] {
-            if let Some(d) = duration(value, key)? {
-                *slot = d;
-            }
-        }
-        let p = merged.platforms;
-        let nodes = p
-            .nodes
-            .unwrap_or_default()
-            .iter()
-            .map(|spec| {
-                Platform::parse(spec)
-                    .map_err(|e| ConfigError::Invalid(format!("platforms.nodes: {spec:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let platforms = PlatformSettings {
-            enabled: p.enabled.unwrap_or(true),
-            nodes,
-            matcher: p.matcher.unwrap_or(MatcherChoice::Auto),
-            check_single_manifests: p.check_single_manifests.unwrap_or(true),
-        };
-        let defaults = PolicySettings::default();
+        let mut config = Config::load(file)?;
+        args.overlay(&mut config);
+        config.validate()?;
         Ok(Settings {
             listen: args.listen,
             tls_cert: args.tls_cert.clone(),
             tls_key: args.tls_key.clone(),
-            mode: args.mode.or(merged.mode).unwrap_or(Mode::Enforce),
-            review_timeout,
-            max_body_bytes: merged.max_body_bytes.unwrap_or(6 << 20),
-            policy: PolicySettings {
-                registry_failure: merged.registry_failure.unwrap_or(defaults.registry_failure),
-                mutable_tags: merged.mutable_tags.unwrap_or(defaults.mutable_tags),
-            },
-            registry,
-            cache,
-            kubernetes: k.enabled.unwrap_or(KubernetesMode::Auto),
-            cluster,
-            node_docker_config: merged.node_credentials.docker_config,
-            node_registries: merged
-                .node_credentials
-                .registries
-                .unwrap_or_default()
-                .iter()
-                .map(|p| registry_pattern(p))
-                .collect::<Result<_, _>>()?,
-            platforms,
+            config,
         })
+    }
+
+    /// The listener: address and certificate from the flags, timeouts from the configuration.
+    pub fn server(&self) -> ServerSettings {
+        ServerSettings {
+            timeouts: self.config.server,
+            ..ServerSettings::new(self.listen, &self.tls_cert, &self.tls_key)
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The flags that stand for a key, over the file's values.
+    fn overlay(&self, config: &mut Config) {
+        if let Some(mode) = self.mode {
+            config.mode = mode;
+        }
+        if let Some(timeout) = self.timeout {
+            config.review_timeout = timeout;
+        }
+        self.registries.apply(&mut config.registries);
     }
 }
 
 impl RegistryArgs {
-    /// Adds the flags' CAs and insecure registries to `settings`.
+    /// Adds the flags' CAs and insecure registries to `settings` (to the file's, not instead).
     pub fn apply(&self, settings: &mut RegistrySettings) {
         settings
             .extra_ca_files
@@ -491,19 +381,122 @@ impl RegistryArgs {
     }
 }
 
+/// A YAML document's keys; an empty document (or one of comments only) has none.
+fn yaml(text: &str, origin: &str) -> Result<Mapping, ConfigError> {
+    serde_yaml_ng::from_str::<Option<Mapping>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            detail: e.to_string(),
+        })
+}
+
+/// A key of `over` that `base` does not have.
+#[derive(Debug)]
+struct UnknownKey {
+    /// Dotted from the top: `cache.tagTtl`.
+    key: String,
+    /// The keys `base` has at that level, for the message.
+    known: String,
+}
+
+/// Lays `over` onto `base` key by key: a mapping merges into a mapping, anything else replaces
+/// what it lands on (a list replaces the default list rather than adding to it). `base` starts
+/// as the embedded file, which has every key, so a key it lacks is a mistake in `over`.
+fn merge(base: &mut Mapping, over: Mapping, prefix: &str) -> Result<(), UnknownKey> {
+    for (key, value) in over {
+        let path = dotted(prefix, &key);
+        let Some(slot) = base.get_mut(&key) else {
+            let known: Vec<String> = base.keys().map(key_name).collect();
+            return Err(UnknownKey {
+                key: path,
+                known: known.join(", "),
+            });
+        };
+        match (slot, value) {
+            // A section whose keys are all commented out says nothing.
+            (Value::Mapping(_), Value::Null) => {}
+            (Value::Mapping(slot), Value::Mapping(value)) => merge(slot, value, &path)?,
+            (slot, value) => *slot = value,
+        }
+    }
+    Ok(())
+}
+
+/// `key` under `prefix`, as messages write it: `cache.tagTtl`.
+fn dotted(prefix: &str, key: &Value) -> String {
+    match prefix {
+        "" => key_name(key),
+        _ => format!("{prefix}.{}", key_name(key)),
+    }
+}
+
+fn key_name(key: &Value) -> String {
+    match key {
+        Value::String(name) => name.clone(),
+        other => serde_yaml_ng::to_string(other)
+            .map(|text| text.trim().to_string())
+            .unwrap_or_else(|_| format!("{other:?}")),
+    }
+}
+
+/// `tree` read into `T`; an error names the key it is about.
+fn typed<T: DeserializeOwned>(tree: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Value {
+        key: e.path().to_string(),
+        detail: e.into_inner().to_string(),
+    })
+}
+
+/// A list of strings, each read by `parse`; the message names the entry.
+fn each<'de, D, T>(
+    deserializer: D,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|entry| parse(entry).map_err(D::Error::custom))
+        .collect()
+}
+
+/// `platforms.nodes` entries are written `os/arch[/variant]`.
+mod platform_list {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(nodes: &[Platform], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(nodes.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Platform>, D::Error> {
+        // The parser's messages quote the entry.
+        each(deserializer, |spec| {
+            Platform::parse(spec).map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn registry_patterns<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    each(deserializer, registry_pattern)
+}
+
 /// A `nodeCredentials.registries` entry in the keyring's pattern syntax (`*.azurecr.io`,
 /// `registry.corp.io:5000/team`): a scheme is dropped as the kubelet drops it from keys;
 /// anything that could never match an image is refused rather than silently ignored.
-fn registry_pattern(pattern: &str) -> Result<String, ConfigError> {
+fn registry_pattern(pattern: &str) -> Result<String, String> {
     let trimmed = pattern
         .trim()
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/');
     if trimmed.is_empty() || trimmed.contains(char::is_whitespace) || trimmed.starts_with('/') {
-        return Err(ConfigError::Invalid(format!(
-            "nodeCredentials.registries: {pattern:?} is not a registry pattern (e.g. *.dkr.ecr.*.amazonaws.com)"
-        )));
+        return Err(format!(
+            "{pattern:?} is not a registry pattern (e.g. *.dkr.ecr.*.amazonaws.com)"
+        ));
     }
     Ok(trimmed.to_string())
 }
@@ -515,33 +508,11 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// `5s`, `2500ms`, `1m`, `1h`, `1.5s`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 5s, 500ms, 1m)"))?;
-    let scale = match unit.trim() {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::FailureAction;
+    use std::collections::BTreeSet;
 
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec![
@@ -559,25 +530,119 @@ mod tests {
         }
     }
 
+    fn file(text: &str) -> Result<Config, String> {
+        Settings::build(&args(&[]), Some((text, "f.yaml")))
+            .map(|s| s.config)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every key path of a YAML tree: `cache`, `cache.tagTtl`, ... (lists are values).
+    fn key_paths(tree: &Mapping, prefix: &str, paths: &mut BTreeSet<String>) {
+        for (key, value) in tree {
+            let path = dotted(prefix, key);
+            if let Value::Mapping(inner) = value {
+                key_paths(inner, &path, paths);
+            }
+            paths.insert(path);
+        }
+    }
+
+    /// Keys documented but not read, and keys read but not documented.
+    fn key_differences(documented: &Mapping, read: &Mapping) -> (Vec<String>, Vec<String>) {
+        let (mut doc, mut typed) = (BTreeSet::new(), BTreeSet::new());
+        key_paths(documented, "", &mut doc);
+        key_paths(read, "", &mut typed);
+        (
+            doc.difference(&typed).cloned().collect(),
+            typed.difference(&doc).cloned().collect(),
+        )
+    }
+
+    /// The typed defaults written back as YAML: the keys `Config` reads, spelled as it reads
+    /// them (the test below reads the tree back to prove the spelling is the same both ways).
+    fn read_keys() -> Mapping {
+        match serde_yaml_ng::to_value(Config::defaults()).expect("serialize") {
+            Value::Mapping(tree) => tree,
+            other => panic!("Config serialized as {other:?}"),
+        }
+    }
+
     #[test]
-    fn embedded_defaults_are_valid_and_documented_values_hold() {
+    fn default_yaml_documents_exactly_the_keys_config_reads() {
+        let documented = yaml(DEFAULT_CONFIG, EMBEDDED).expect("embedded file");
+        let read = read_keys();
+        assert_eq!(
+            typed::<Config>(Value::Mapping(read.clone())).expect("read back"),
+            Config::defaults(),
+            "Config writes the keys it reads"
+        );
+        let (ignored, undocumented) = key_differences(&documented, &read);
+        assert!(
+            ignored.is_empty(),
+            "config/default.yaml documents keys Config does not read: {ignored:?}"
+        );
+        assert!(
+            undocumented.is_empty(),
+            "Config reads keys config/default.yaml does not document: {undocumented:?}"
+        );
+    }
+
+    #[test]
+    fn key_comparison_finds_an_ignored_and_an_undocumented_key() {
+        // An Option field is the case serde lets through: absent from the file, it reads as None.
+        let mut documented = yaml(DEFAULT_CONFIG, EMBEDDED).expect("embedded file");
+        let Some(Value::Mapping(cache)) = documented.get_mut("cache") else {
+            panic!("no cache section");
+        };
+        cache.insert("staleTtl".into(), "1m".into());
+        let Some(Value::Mapping(node)) = documented.get_mut("nodeCredentials") else {
+            panic!("no nodeCredentials section");
+        };
+        node.remove("dockerConfig");
+        assert_eq!(
+            key_differences(&documented, &read_keys()),
+            (
+                vec!["cache.staleTtl".to_string()],
+                vec!["nodeCredentials.dockerConfig".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn embedded_defaults_are_todays_values() {
         let s = Settings::build(&args(&[]), None).expect("defaults");
-        assert_eq!(s.mode, Mode::Enforce);
-        assert_eq!(s.review_timeout, Duration::from_secs(5));
-        assert_eq!(s.policy, PolicySettings::default());
+        let c = &s.config;
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.review_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_body_bytes, 6 << 20);
+        assert_eq!(c.policy.registry_failure, FailureAction::Allow);
         assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(c.registries.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.registries.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.cache.digest_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(c.cache.max_entries, 50_000);
+        assert_eq!(c.kubernetes.enabled, KubernetesMode::Auto);
+        assert_eq!(c.kubernetes.ttl, Duration::from_secs(30));
+        assert_eq!(c.node_credentials.docker_config, None);
+        let server = s.server();
+        assert_eq!(server.timeouts.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.idle_timeout, Duration::from_secs(10));
+        assert_eq!(server.timeouts.drain_timeout, Duration::from_secs(15));
+        assert_eq!(server.tls_cert, PathBuf::from("c.pem"));
     }
 
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
-        let file =
+        let text =
             "mode: warn\ntimeout: 3s\nregistryFailure: deny\nregistries:\n  insecure: [a:5000]\n";
-        let s = Settings::build(&args(&[]), Some((file, "f.yaml"))).expect("file");
-        assert_eq!(s.mode, Mode::Warn);
-        assert_eq!(s.review_timeout, Duration::from_secs(3));
-        assert_eq!(s.policy.registry_failure, FailureAction::Deny);
-        assert_eq!(s.registry.insecure_registries, vec!["a:5000".to_string()]);
-        let s = Settings::build(
+        let c = file(text).expect("file");
+        assert_eq!(c.mode, Mode::Warn);
+        assert_eq!(c.review_timeout, Duration::from_secs(3));
+        assert_eq!(c.policy.registry_failure, FailureAction::Deny);
+        assert_eq!(c.registries.insecure_registries, vec!["a:5000".to_string()]);
+        assert_eq!(c.registries.connect_timeout, Duration::from_secs(3));
+        let c = Settings::build(
             &args(&[
                 "--mode",
                 "enforce",
@@ -586,74 +651,115 @@ mod tests {
                 "--insecure-registry",
                 "b",
             ]),
-            Some((file, "f.yaml")),
+            Some((text, "f.yaml")),
         )
-        .expect("flags");
-        assert_eq!(s.mode, Mode::Enforce);
-        assert_eq!(s.review_timeout, Duration::from_millis(1500));
+        .expect("flags")
+        .config;
+        assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.review_timeout, Duration::from_millis(1500));
         assert_eq!(
-            s.registry.insecure_registries,
+            c.registries.insecure_registries,
             vec!["a:5000".to_string(), "b".into()]
         );
     }
 
     #[test]
-    fn rejects_unknown_keys_and_bad_values_with_the_reason() {
-        let cases = [
-            ("modee: warn\n", "unknown field"),
-            ("mode: strict\n", "unknown variant"),
-            ("timeout: soon\n", "timeout"),
-            ("timeout: 45s\n", "at most 30s"),
-            ("cache:\n  tagTtl: 5x\n", "unknown unit"),
+    fn rejects_unknown_keys_and_bad_values_naming_the_key() {
+        let cases: [(&str, &[&str]); 10] = [
+            (
+                "modee: warn\n",
+                &["f.yaml", "unknown key `modee`", "mode, "],
+            ),
+            (
+                "cache:\n  tagTTL: 5s\n",
+                &["unknown key `cache.tagTTL`", "tagTtl"],
+            ),
+            ("mode: strict\n", &["`mode`", "unknown variant `strict`"]),
+            ("registryFailure: maybe\n", &["`registryFailure`", "maybe"]),
+            (
+                "timeout: soon\n",
+                &["`timeout`", "\"soon\" is not a duration"],
+            ),
+            ("timeout: 45s\n", &["at most 30s"]),
+            (
+                "cache:\n  tagTtl: 5x\n",
+                &["`cache.tagTtl`", "unknown unit"],
+            ),
+            (
+                "cache:\n  maxEntries: lots\n",
+                &["`cache.maxEntries`", "lots"],
+            ),
+            ("server:\n  idleTimeout: [1]\n", &["`server.idleTimeout`"]),
+            ("- mode\n", &["f.yaml"]),
         ];
-        for (file, want) in cases {
-            let err = Settings::build(&args(&[]), Some((file, "f.yaml")))
-                .expect_err(file)
-                .to_string();
-            assert!(err.contains(want), "{file:?} gave {err}");
+        for (text, wants) in cases {
+            let err = file(text).expect_err(text);
+            for want in wants {
+                assert!(err.contains(want), "{text:?} gave {err}");
+            }
         }
     }
 
     #[test]
-    fn reads_platform_and_credential_settings() {
-        let file = "platforms:\n  nodes: [linux/amd64, linux/arm64/v8]\n  matcher: containerdStrict\n  checkSingleManifests: false\nnodeCredentials:\n  registries: ['*.dkr.ecr.*.amazonaws.com']\nkubernetes:\n  enabled: off\n  cacheTtl: 1m\n";
-        let s = Settings::build(&args(&[]), Some((file, "f.yaml"))).expect("file");
-        let nodes: Vec<String> = s.platforms.nodes.iter().map(ToString::to_string).collect();
-        assert_eq!(nodes, vec!["linux/amd64", "linux/arm64/v8"]);
+    fn an_empty_file_or_section_keeps_the_defaults() {
+        for text in [
+            "",
+            "# nothing here\n",
+            "cache:\n",
+            "server:\n  # drainTimeout: 1s\n",
+        ] {
+            assert_eq!(file(text).as_ref(), Ok(&Config::defaults()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reads_server_timeouts() {
+        let text = "server:\n  headerReadTimeout: 2s\n  handshakeTimeout: 3s\n  idleTimeout: 1m\n  drainTimeout: 500ms\n";
+        let s = Settings::build(&args(&[]), Some((text, "f.yaml"))).expect("file");
         assert_eq!(
-            s.platforms.matcher.kind(),
-            Some(MatcherKind::ContainerdStrict)
-        );
-        assert!(!s.platforms.check_single_manifests);
-        assert_eq!(
-            s.node_registries,
-            vec!["*.dkr.ecr.*.amazonaws.com".to_string()]
-        );
-        assert_eq!(s.kubernetes, KubernetesMode::Off);
-        assert_eq!(s.cluster.ttl, Duration::from_secs(60));
-        let defaults = Settings::build(&args(&[]), None).expect("defaults");
-        assert!(defaults.platforms.enabled && defaults.platforms.check_single_manifests);
-        assert_eq!(defaults.platforms.matcher, MatcherChoice::Auto);
-        let err = Settings::build(
-            &args(&[]),
-            Some(("platforms:\n  nodes: [linux]\n", "f.yaml")),
-        )
-        .expect_err("bad platform")
-        .to_string();
-        assert!(
-            err.contains("platforms.nodes") && err.contains("linux"),
-            "{err}"
+            s.server().timeouts,
+            Timeouts {
+                header_read_timeout: Duration::from_secs(2),
+                handshake_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(60),
+                drain_timeout: Duration::from_millis(500),
+            }
         );
     }
 
     #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("-1s").is_err());
+    fn reads_platform_and_credential_settings() {
+        let text = "platforms:\n  nodes: [linux/amd64, linux/arm64/v8]\n  matcher: containerdStrict\n  checkSingleManifests: false\nnodeCredentials:\n  registries: ['https://*.dkr.ecr.*.amazonaws.com/']\nkubernetes:\n  enabled: off\n  cacheTtl: 1m\n";
+        let c = file(text).expect("file");
+        let nodes: Vec<String> = c.platforms.nodes.iter().map(ToString::to_string).collect();
+        assert_eq!(nodes, vec!["linux/amd64", "linux/arm64/v8"]);
+        assert_eq!(
+            c.platforms.matcher.kind(),
+            Some(MatcherKind::ContainerdStrict)
+        );
+        assert!(!c.platforms.check_single_manifests);
+        assert_eq!(
+            c.node_credentials.registries,
+            vec!["*.dkr.ecr.*.amazonaws.com".to_string()]
+        );
+        assert_eq!(c.kubernetes.enabled, KubernetesMode::Off);
+        assert_eq!(c.kubernetes.ttl, Duration::from_secs(60));
+        assert_eq!(c.kubernetes.missing_ttl, Duration::from_secs(5));
+        let defaults = Config::defaults();
+        assert!(defaults.platforms.enabled && defaults.platforms.check_single_manifests);
+        assert_eq!(defaults.platforms.matcher, MatcherChoice::Auto);
+        for (text, wants) in [
+            (
+                "platforms:\n  nodes: [linux]\n",
+                ["`platforms.nodes", "\"linux\""],
+            ),
+            (
+                "nodeCredentials:\n  registries: ['a b']\n",
+                ["`nodeCredentials.registries", "not a registry pattern"],
+            ),
+        ] {
+            let err = file(text).expect_err(text);
+            assert!(wants.iter().all(|w| err.contains(w)), "{text:?} gave {err}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod credentials;
+pub mod duration;
 pub mod explain;
 pub mod extract;
 pub mod metrics;
@@ -118,46 +119,46 @@ async fn explain(args: config::ExplainArgs) -> anyhow::Result<Conclusion> {
 async fn serve(args: ServeArgs) -> anyhow::Result<Conclusion> {
     init_logging(args.log_format, &args.log)?;
     let settings = Settings::from_args(&args)?;
-    let registry = registry::RegistryClient::new(&settings.registry)?;
+    let config = &settings.config;
+    let registry = registry::RegistryClient::new(&config.registries)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let mut engine = check::Engine::new(
         registry,
-        cache::AnswerCache::new(settings.cache),
+        cache::AnswerCache::new(config.cache),
         check::EngineSettings {
-            budget: settings.review_timeout,
-            mutable_tags: settings.policy.mutable_tags,
-            single_manifests: settings.platforms.check_single_manifests,
+            budget: config.review_timeout,
+            mutable_tags: config.policy.mutable_tags,
+            single_manifests: config.platforms.check_single_manifests,
         },
         metrics,
     )
-    .with_node_credentials(node_credentials(&settings)?);
-    let client = kube_client(settings.kubernetes).await?;
+    .with_node_credentials(node_credentials(&config.node_credentials)?);
+    let client = kube_client(config.kubernetes.enabled).await?;
     if let Some(client) = &client {
         engine = engine.with_cluster(credentials::cluster::ClusterReader::new(
             client.clone(),
-            settings.cluster,
+            config.kubernetes,
         ));
     }
-    if let Some(nodes) = node_set(&settings.platforms, client) {
+    if let Some(nodes) = node_set(&config.platforms, client) {
         engine = engine.with_nodes(nodes);
     }
     let admission = Arc::new(admission::Admission::new(
         Arc::new(engine),
-        settings.policy.clone(),
+        config.policy.clone(),
     ));
     let readiness = server::Readiness::default();
-    let app = webhook::router(admission, settings.mode, settings.max_body_bytes)
+    let app = webhook::router(admission, config.mode, config.max_body_bytes)
         .merge(server::health_routes(readiness.clone()));
     tracing::info!(
         listen = %settings.listen,
-        mode = settings.mode.as_str(),
-        timeout_ms = settings.review_timeout.as_millis() as u64,
-        registry_failure = ?settings.policy.registry_failure,
-        insecure_registries = ?settings.registry.insecure_registries,
+        mode = config.mode.as_str(),
+        timeout_ms = config.review_timeout.as_millis() as u64,
+        registry_failure = ?config.policy.registry_failure,
+        insecure_registries = ?config.registries.insecure_registries,
         "starting pullcheck"
     );
-    let server_settings =
-        server::ServerSettings::new(settings.listen, &settings.tls_cert, &settings.tls_key);
+    let server_settings = settings.server();
     let (abort, aborted) = tokio::sync::oneshot::channel();
     let serving = server::serve(
         server_settings,
@@ -220,8 +221,10 @@ fn node_set(
     }
 }
 
-fn node_credentials(settings: &Settings) -> anyhow::Result<credentials::node::NodeCredentials> {
-    let keyring = match &settings.node_docker_config {
+fn node_credentials(
+    settings: &config::NodeCredentialSettings,
+) -> anyhow::Result<credentials::node::NodeCredentials> {
+    let keyring = match &settings.docker_config {
         None => None,
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -240,7 +243,7 @@ fn node_credentials(settings: &Settings) -> anyhow::Result<credentials::node::No
     };
     Ok(credentials::node::NodeCredentials {
         keyring,
-        unchecked: settings.node_registries.clone(),
+        unchecked: settings.registries.clone(),
     })
 }
 

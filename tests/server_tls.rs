@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use pullcheck::certs::{self, DevPki};
-use pullcheck::server::{self, Readiness, ServerError, ServerSettings};
+use pullcheck::server::{self, Readiness, ServerError, ServerSettings, Timeouts};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -84,8 +84,12 @@ fn settings(cert: &Path, key: &Path) -> ServerSettings {
         key.to_path_buf(),
     );
     settings.reload_interval = RELOAD_INTERVAL;
-    settings.header_read_timeout = Duration::from_secs(5);
-    settings.drain_timeout = Duration::from_secs(5);
+    settings.timeouts = Timeouts {
+        header_read_timeout: Duration::from_secs(5),
+        handshake_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        drain_timeout: Duration::from_secs(5),
+    };
     settings
 }
 
@@ -371,7 +375,7 @@ async fn drain_timeout_cuts_off_requests_that_take_too_long() {
     let (pki, _dir, cert, key) = leaf_files();
     let (app, mut started) = slow_app(Duration::from_secs(60));
     let mut settings = settings(&cert, &key);
-    settings.drain_timeout = Duration::from_millis(300);
+    settings.timeouts.drain_timeout = Duration::from_millis(300);
     let server = start(settings, app).await;
 
     let client = https_client(&pki.ca.cert_pem, BOTH);
@@ -548,7 +552,12 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
 
 fn slow_settings(cert: &Path, key: &Path) -> ServerSettings {
     let mut settings = settings(cert, key);
-    settings.header_read_timeout = Duration::from_millis(500);
+    settings.timeouts = Timeouts {
+        header_read_timeout: Duration::from_millis(500),
+        handshake_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(500),
+        ..settings.timeouts
+    };
     settings
 }
 

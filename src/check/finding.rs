@@ -15,7 +15,9 @@ use crate::workload::{ImageUse, Location, PullPolicy};
 use super::outcome::CheckOutcome;
 
 /// When to advise against mutable tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum MutableTagAdvice {
     Off,

@@ -10,6 +10,7 @@ use super::dockerconfig::{self, DockerConfigEntry, DockerConfigError};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::Api;
 use moka::Expiry;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,24 +56,33 @@ fn object_name(namespace: &str, name: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How the Kubernetes API is used: the `kubernetes:` section of the configuration, whose
+/// embedded default file also holds the `Default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterSettings {
+    /// Whether to use the API at all (for pull secrets, and for Nodes when the platform check
+    /// watches them).
+    pub enabled: KubernetesMode,
     /// How long a secret or service account that exists is kept.
+    #[serde(rename = "cacheTtl", with = "crate::duration")]
     pub ttl: Duration,
     /// How long "not found" is kept: short, so a secret created after a denial counts soon.
+    #[serde(with = "crate::duration")]
     pub missing_ttl: Duration,
     /// Upper bound for one API call.
+    #[serde(with = "crate::duration")]
     pub request_timeout: Duration,
 }
 
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        ClusterSettings {
-            ttl: Duration::from_secs(30),
-            missing_ttl: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(2),
-        }
-    }
+/// Whether to read pull secrets from the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KubernetesMode {
+    /// In-cluster configuration or KUBECONFIG when present; otherwise run without (dev).
+    Auto,
+    /// Never: images are checked anonymously.
+    Off,
 }
 
 type Key = (String, String);

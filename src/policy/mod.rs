@@ -6,10 +6,10 @@ pub use crate::check::MutableTagAdvice;
 
 use crate::check::Finding;
 use crate::reason::ReasonClass;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What the webhook does with what it finds in a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Deny workloads whose images cannot be pulled.
@@ -33,26 +33,20 @@ impl Mode {
 /// What to do when the registry, not the workload, is at fault (unreachable, rate limited,
 /// 5xx, out of time). Admitting is the default: blocking every deploy during a registry
 /// outage is worse than the pull failing later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureAction {
     Allow,
     Deny,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The keys `registryFailure` and `mutableTags`, at the top level of the configuration, whose
+/// embedded default file also holds the `Default`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PolicySettings {
     pub registry_failure: FailureAction,
     pub mutable_tags: MutableTagAdvice,
-}
-
-impl Default for PolicySettings {
-    fn default() -> Self {
-        PolicySettings {
-            registry_failure: FailureAction::Allow,
-            mutable_tags: MutableTagAdvice::IfNotPresent,
-        }
-    }
 }
 
 /// The answer for a whole object.

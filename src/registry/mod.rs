@@ -17,6 +17,7 @@ use crate::reference::ImageRef;
 use base64::Engine as _;
 use challenge::Challenge;
 use reqwest::{header, Method, Response, StatusCode};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,26 +61,22 @@ fn weight(bytes: usize) -> u32 {
 /// Registry tokens are JWTs of a few KiB; anything far larger is not kept in the token cache.
 const MAX_TOKEN: usize = 16 << 10;
 
-#[derive(Debug, Clone)]
+/// How registries are reached: the `registries:` section of the configuration, whose embedded
+/// default file also holds the `Default`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistrySettings {
     /// PEM files whose certificates are trusted in addition to the system roots.
+    #[serde(rename = "caFiles")]
     pub extra_ca_files: Vec<PathBuf>,
     /// `host[:port]` spoken to over plain HTTP.
+    #[serde(rename = "insecure")]
     pub insecure_registries: Vec<String>,
+    #[serde(with = "crate::duration")]
     pub connect_timeout: Duration,
     /// Upper bound for one HTTP exchange; the review budget usually cuts in first.
+    #[serde(with = "crate::duration")]
     pub request_timeout: Duration,
-}
-
-impl Default for RegistrySettings {
-    fn default() -> Self {
-        RegistrySettings {
-            extra_ca_files: Vec::new(),
-            insecure_registries: Vec::new(),
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use super::Timeouts;
+
 /// HTTP/2 keep-alive pings find peers that vanished without closing (node gone, network partition).
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +30,8 @@ const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct ConnShared {
     pub(crate) acceptor: TlsAcceptor,
     pub(crate) app: Router,
-    /// Bound on the TLS handshake and on the time a connection may sit without a request in progress.
+    pub(crate) handshake_timeout: Duration,
+    /// Also bounds the graceful close of a connection that idled out.
     pub(crate) idle_timeout: Duration,
     h1: auto::Builder<TokioExecutor>,
     h2: auto::Builder<TokioExecutor>,
@@ -36,11 +39,11 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    pub(crate) fn new(acceptor: TlsAcceptor, app: Router, header_read_timeout: Duration) -> Self {
+    pub(crate) fn new(acceptor: TlsAcceptor, app: Router, timeouts: Timeouts) -> Self {
         let mut base = auto::Builder::new(TokioExecutor::new());
         base.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout);
+            .header_read_timeout(timeouts.header_read_timeout);
         base.http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
@@ -48,7 +51,8 @@ impl ConnShared {
         Self {
             acceptor,
             app,
-            idle_timeout: header_read_timeout,
+            handshake_timeout: timeouts.handshake_timeout,
+            idle_timeout: timeouts.idle_timeout,
             // With ALPN the protocol is known; skipping version detection avoids a preface read that has
             // no timeout of its own.
             h1: base.clone().http1_only(),
@@ -162,7 +166,7 @@ pub(crate) async fn serve_connection(
 ) {
     // Small request/response exchanges: do not let Nagle hold back the last segment.
     let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout(shared.idle_timeout, shared.acceptor.accept(tcp));
+    let handshake = tokio::time::timeout(shared.handshake_timeout, shared.acceptor.accept(tcp));
     let tls = tokio::select! {
         result = handshake => match result {
             Ok(Ok(tls)) => tls,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -21,12 +22,8 @@ pub use health::{health_routes, Readiness};
 pub use signal::shutdown_signal;
 pub use tls::TlsError;
 
-/// Default for [`ServerSettings::header_read_timeout`].
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`ServerSettings::reload_interval`].
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
-/// Default for [`ServerSettings::drain_timeout`].
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A failed `accept` (usually EMFILE) repeats at once if retried at once; pause so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -36,17 +33,37 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
-    /// Slowloris protection: how long a client may take to send a request's headers (HTTP/1), to complete
-    /// the TLS handshake, and to start a request on an otherwise idle connection (both protocols).
-    pub header_read_timeout: Duration,
     /// How often to look at the certificate files for new content.
     pub reload_interval: Duration,
+    pub timeouts: Timeouts,
+}
+
+/// How long clients may take, and how long shutdown waits for them: the `server:` section of the
+/// configuration, whose embedded default file also holds the `Default`.
+///
+/// The first three are slowloris protection: a client that opens connections and then sends
+/// nothing, or trickles bytes, would otherwise hold a connection (and a task) forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// How long an HTTP/1 client may take to send a request's headers.
+    #[serde(with = "crate::duration")]
+    pub header_read_timeout: Duration,
+    /// How long a client may take to complete the TLS handshake.
+    #[serde(with = "crate::duration")]
+    pub handshake_timeout: Duration,
+    /// How long a connection may stay open with no request in progress. hyper's header read
+    /// timeout has no HTTP/2 counterpart; this also bounds an h2 client that never completes its
+    /// HEADERS (a request reaches the service only once its headers are complete).
+    #[serde(with = "crate::duration")]
+    pub idle_timeout: Duration,
     /// How long in-flight requests may take after shutdown starts.
+    #[serde(with = "crate::duration")]
     pub drain_timeout: Duration,
 }
 
 impl ServerSettings {
-    /// Settings with the default timeouts.
+    /// Settings with the timeouts of the embedded default configuration.
     pub fn new(
         listen: SocketAddr,
         tls_cert: impl Into<PathBuf>,
@@ -56,9 +73,8 @@ impl ServerSettings {
             listen,
             tls_cert: tls_cert.into(),
             tls_key: tls_key.into(),
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -164,7 +180,7 @@ impl Prepared {
         let shared = Arc::new(conn::ConnShared::new(
             tokio_rustls::TlsAcceptor::from(self.config),
             app,
-            settings.header_read_timeout,
+            settings.timeouts,
         ));
         let (drain_tx, drain_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -212,11 +228,11 @@ impl Prepared {
         tracing::info!(
             address = %local_addr,
             connections = connections.len(),
-            drain_timeout_ms = settings.drain_timeout.as_millis() as u64,
+            drain_timeout_ms = settings.timeouts.drain_timeout.as_millis() as u64,
             "shutting down: stopped accepting, draining connections"
         );
         let _ = drain_tx.send(true);
-        let drained = tokio::time::timeout(settings.drain_timeout, async {
+        let drained = tokio::time::timeout(settings.timeouts.drain_timeout, async {
             while connections.join_next().await.is_some() {}
         })
         .await;
