@@ -227,8 +227,14 @@ impl Admission {
             })
             .observe(elapsed.as_secs_f64());
         // The same list the engine counted under `pullcheck_image_checks_total`.
-        let reasons: Vec<&str> = report
-            .map(|r| r.reasons().iter().map(|r| r.as_str()).collect())
+        let reasons: String = report
+            .map(|r| {
+                r.reasons()
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
         tracing::info!(
             uid = %request.uid,
@@ -239,7 +245,7 @@ impl Admission {
             mode = mode.as_str(),
             verdict = decision.as_str(),
             images = plan.uses.len(),
-            reasons = ?reasons,
+            reasons = %reasons,
             dry_run = request.dry_run,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "review"

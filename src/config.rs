@@ -13,6 +13,7 @@ pub use crate::credentials::cluster::KubernetesMode;
 pub use crate::duration::parse as parse_duration;
 use crate::platform::{MatcherKind, Platform};
 use crate::policy::{Mode, PolicySettings};
+use crate::registry::address::AddressRule;
 use crate::registry::RegistrySettings;
 use crate::server::{ServerSettings, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -104,6 +105,20 @@ pub struct RegistryArgs {
         value_delimiter = ','
     )]
     pub insecure_registry: Vec<String>,
+    /// Address range or host pattern that registries may be reached at although the address
+    /// policy refuses it by default (e.g. 127.0.0.0/8 for registries on loopback in tests);
+    /// repeatable (comma-separated in the env var).
+    #[arg(
+        long = "allow-registry-address",
+        env = "PULLCHECK_ALLOW_REGISTRY_ADDRESS",
+        value_delimiter = ',',
+        value_parser = parse_address_rule
+    )]
+    pub allow_registry_address: Vec<AddressRule>,
+}
+
+fn parse_address_rule(text: &str) -> Result<AddressRule, String> {
+    AddressRule::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -378,6 +393,10 @@ impl RegistryArgs {
         settings
             .insecure_registries
             .extend(self.insecure_registry.iter().cloned());
+        settings
+            .address_policy
+            .allow
+            .extend(self.allow_registry_address.iter().cloned());
     }
 }
 

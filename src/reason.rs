@@ -42,12 +42,16 @@ pub enum Reason {
     PlatformMissing,
     /// The image index lacks some of the pod's platforms.
     PlatformPartial,
-    /// A single-platform image none of the pod's nodes can run (exec format error).
+    /// A single-platform image that some of the pod's nodes cannot run (exec format error).
     PlatformMismatch,
+    /// The registry's address is refused by the address policy; nothing was sent.
+    AddressNotAllowed,
+    /// A registry on the node's own loopback, which the webhook cannot see; not checked.
+    NodeLocal,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Ok,
         Reason::InvalidReference,
         Reason::TagNotFound,
@@ -66,6 +70,8 @@ impl Reason {
         Reason::PlatformMissing,
         Reason::PlatformPartial,
         Reason::PlatformMismatch,
+        Reason::AddressNotAllowed,
+        Reason::NodeLocal,
     ];
 
     /// Stable snake_case label used in metrics, logs, audit annotations and JSON output.
@@ -89,6 +95,8 @@ impl Reason {
             Reason::PlatformMissing => "platform_missing",
             Reason::PlatformPartial => "platform_partial",
             Reason::PlatformMismatch => "platform_mismatch",
+            Reason::AddressNotAllowed => "address_not_allowed",
+            Reason::NodeLocal => "node_local",
         }
     }
 
@@ -113,7 +121,9 @@ impl Reason {
             | Reason::Unreachable
             | Reason::Timeout
             | Reason::RegistryError
-            | Reason::CredentialsUnknown => ReasonClass::Undetermined,
+            | Reason::CredentialsUnknown
+            | Reason::AddressNotAllowed
+            | Reason::NodeLocal => ReasonClass::Undetermined,
         }
     }
 }

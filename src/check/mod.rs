@@ -129,16 +129,16 @@ impl Report {
         self.results.iter().find(|r| r.image == image)
     }
 
-    /// Every reason this request is counted and logged under: the pod's findings, then per
-    /// distinct image its findings' reasons once each, or `ok` for an image found with nothing
+    /// Every reason this request is counted and logged under: the pod's findings' reasons once
+    /// each, then per distinct image its findings' reasons once each, or `ok` for an image found with nothing
     /// to say. The metric and the log field both come from here, so they cannot disagree.
     pub fn reasons(&self) -> Vec<Reason> {
-        let mut out: Vec<Reason> = self
-            .findings
-            .iter()
-            .filter(|f| f.subject.is_none())
-            .map(Finding::reason)
-            .collect();
+        let mut out: Vec<Reason> = Vec::new();
+        for finding in self.findings.iter().filter(|f| f.subject.is_none()) {
+            if !out.contains(&finding.reason()) {
+                out.push(finding.reason());
+            }
+        }
         for result in &self.results {
             let first = out.len();
             for finding in &self.findings {

@@ -126,7 +126,7 @@ pub enum PlatformCheck {
         provided: Vec<Target>,
         missing: Vec<Target>,
     },
-    /// A single-platform image built for a platform none of these nodes runs: the pull works
+    /// A single-platform image that some of these nodes cannot execute: the pull works
     /// (containerd does not check a top-level manifest) and the container fails to start.
     SingleMismatch {
         image: Platform,

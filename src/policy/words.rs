@@ -334,6 +334,16 @@ fn describe_registry_error(
             "registry error: {registry} gave an answer that does not follow the registry API \
              ({detail}); the image could not be verified"
         ),
+        // Nothing learned about the target is said: not its addresses, not how it answered.
+        RegistryError::AddressNotAllowed => format!(
+            "not checked: pullcheck's address policy does not allow connecting to the address of \
+             {registry} (or of a service it redirected to). If it is a registry your nodes use, \
+             allow its range with --allow-registry-address"
+        ),
+        RegistryError::NodeLocal => format!(
+            "node-local registry, not checked: nodes pull {registry} from their own loopback, \
+             which pullcheck cannot see"
+        ),
     }
 }
 

@@ -35,6 +35,13 @@ pub enum RegistryError {
     /// An answer that does not follow the distribution protocol (garbage, odd status).
     #[error("unexpected answer: {detail}")]
     Protocol { detail: String },
+    /// The registry, its token realm or a redirect named an address the address policy
+    /// refuses; nothing was sent there.
+    #[error("address not allowed by policy")]
+    AddressNotAllowed,
+    /// `localhost` or a loopback address: the kubelet pulls it from the node itself.
+    #[error("node-local registry")]
+    NodeLocal,
 }
 
 impl RegistryError {
@@ -51,6 +58,8 @@ impl RegistryError {
             } => Reason::Timeout,
             RegistryError::Unreachable { .. } => Reason::Unreachable,
             RegistryError::Server { .. } | RegistryError::Protocol { .. } => Reason::RegistryError,
+            RegistryError::AddressNotAllowed => Reason::AddressNotAllowed,
+            RegistryError::NodeLocal => Reason::NodeLocal,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! only (one namespace's token would serve the next), and it sends a GET after every HEAD that
 //! carries no digest, which Docker Hub counts as a pull. See the README's design notes.
 
+pub mod address;
 pub mod challenge;
 pub mod content;
 pub mod error;
@@ -14,6 +15,7 @@ pub use error::{RegistryError, RetryAfter, Unreachable};
 
 use crate::credentials::{Credential, Fingerprint};
 use crate::reference::ImageRef;
+use address::{AddressPolicy, AddressRefused, PolicyResolver};
 use base64::Engine as _;
 use challenge::Challenge;
 use reqwest::{header, Method, Response, StatusCode};
@@ -61,6 +63,10 @@ fn weight(bytes: usize) -> u32 {
 /// Registry tokens are JWTs of a few KiB; anything far larger is not kept in the token cache.
 const MAX_TOKEN: usize = 16 << 10;
 
+/// Redirects followed per request. Registries redirect blob and manifest reads to storage
+/// once; more hops only serve to walk pullcheck around a network.
+const MAX_REDIRECTS: usize = 3;
+
 /// How registries are reached: the `registries:` section of the configuration, whose embedded
 /// default file also holds the `Default`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -77,6 +83,8 @@ pub struct RegistrySettings {
     /// Upper bound for one HTTP exchange; the review budget usually cuts in first.
     #[serde(with = "crate::duration")]
     pub request_timeout: Duration,
+    /// Which addresses may be connected to on a tenant's behalf.
+    pub address_policy: AddressPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +115,7 @@ pub struct Resolved {
 pub struct RegistryClient {
     http: reqwest::Client,
     insecure: HashSet<String>,
+    addresses: Arc<AddressPolicy>,
     /// Challenges are public (the registry sends them to anyone), so they are keyed by base URL.
     challenges: moka::sync::Cache<String, Challenge>,
     /// Tokens are keyed by the credential's fingerprint as well as realm, service and scope.
@@ -139,8 +148,14 @@ struct Target<'a> {
 impl RegistryClient {
     pub fn new(settings: &RegistrySettings) -> Result<Self, RegistrySetupError> {
         let tls = tls_config(&settings.extra_ca_files)?;
+        let addresses = Arc::new(settings.address_policy.clone());
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .dns_resolver(Arc::new(PolicyResolver::new(
+                addresses.clone(),
+                address::proxy_hosts_from_env(),
+            )))
+            .redirect(redirect_policy(addresses.clone()))
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .user_agent(concat!("pullcheck/", env!("CARGO_PKG_VERSION")))
@@ -150,6 +165,7 @@ impl RegistryClient {
         Ok(RegistryClient {
             http,
             insecure: settings.insecure_registries.iter().cloned().collect(),
+            addresses,
             // Registries rarely change how they authenticate; when they do, a refused answer
             // re-learns the challenge at once, and this bounds how long a stale one is kept.
             permits: Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
@@ -183,6 +199,7 @@ impl RegistryClient {
         image: &ImageRef,
         credential: Option<&Credential>,
     ) -> Result<Resolved, RegistryError> {
+        self.guard_registry(image)?;
         // The semaphore is never closed, so acquiring only fails if it were; then go on.
         let _permit = self.permits.acquire().await.ok();
         // containerd pulls anonymously with an empty username and password.
@@ -241,6 +258,7 @@ impl RegistryClient {
             format!("{}/{}", image.registry_host(), image.repository()),
             digest.to_string(),
         );
+        self.guard_registry(image)?;
         self.content
             .try_get_with(key, async {
                 let credential = credential.filter(|c| !c.is_empty());
@@ -287,6 +305,19 @@ impl RegistryClient {
         let body = read_limited(resp).await?;
         content::verify(digest, &body)?;
         Ok(body)
+    }
+
+    /// No connection at all to a node-local registry (the kubelet pulls it from the node's own
+    /// loopback), nor to an address literal the policy refuses.
+    fn guard_registry(&self, image: &ImageRef) -> Result<(), RegistryError> {
+        let url = url::Url::parse(&self.base_url(image)).map_err(|e| RegistryError::Protocol {
+            detail: format!("the registry host does not form a URL: {e}"),
+        })?;
+        let host = url.host_str().unwrap_or_default();
+        if self.addresses.node_local(host) {
+            return Err(RegistryError::NodeLocal);
+        }
+        guard_literal(&self.addresses, &url)
     }
 
     fn base_url(&self, image: &ImageRef) -> String {
@@ -425,23 +456,22 @@ impl RegistryClient {
         })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(RegistryError::Protocol {
-                detail: format!("token realm {:?} is not an http(s) URL", key.realm),
+                detail: "the token realm is not an http(s) URL".into(),
             });
         }
-        // Credentials travel in clear over plain HTTP: only to a host the operator listed as
-        // insecure, never because a registry's challenge asked for it.
+        // A plain-HTTP realm is reached only on a host the operator listed as insecure, never
+        // because a registry's challenge asked for it: anonymous requests too, since the realm
+        // is any URL the registry's owner chose.
         let realm_host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
             (None, _) => String::new(),
         };
-        if url.scheme() == "http" && credential.is_some() && !self.insecure.contains(&realm_host) {
+        if url.scheme() == "http" && !self.insecure.contains(&realm_host) {
             return Err(RegistryError::Protocol {
-                detail: format!(
-                    "token realm {:?} is plain HTTP; credentials are not sent there unless it is \
-                     listed as an insecure registry",
-                    key.realm
-                ),
+                detail: "the token realm is plain HTTP on a host not listed as an insecure \
+                         registry"
+                    .into(),
             });
         }
         {
@@ -589,9 +619,13 @@ impl RegistryClient {
         url: &str,
         authorization: Option<&str>,
     ) -> Result<Response, RegistryError> {
+        let parsed = url::Url::parse(url).map_err(|e| RegistryError::Protocol {
+            detail: format!("not a URL: {e}"),
+        })?;
+        guard_literal(&self.addresses, &parsed)?;
         let mut req = self
             .http
-            .request(method, url)
+            .request(method, parsed)
             .header(header::ACCEPT, ACCEPT_MANIFESTS);
         if let Some(a) = authorization {
             req = req.header(header::AUTHORIZATION, a);
@@ -741,6 +775,41 @@ async fn error_message(resp: Response) -> Option<String> {
         .map(|m| m.chars().take(200).collect())
 }
 
+/// An address literal in a URL is never resolved, so the resolver cannot refuse it: check it
+/// here, before the request and at every redirect hop.
+fn guard_literal(policy: &AddressPolicy, url: &url::Url) -> Result<(), RegistryError> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    policy
+        .check(url.host_str().unwrap_or_default(), ip)
+        .map_err(|refusal| {
+            tracing::debug!(?refusal, "refused a registry address");
+            RegistryError::AddressNotAllowed
+        })
+}
+
+/// A few hops at most, never from https to http, each hop's address under the policy.
+/// reqwest itself drops `Authorization` when a hop leaves the origin.
+fn redirect_policy(addresses: Arc<AddressPolicy>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            return attempt.error("a redirect from https to plain http");
+        }
+        match guard_literal(&addresses, attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(_) => attempt.error(AddressRefused(address::Refusal::DenyRule)),
+        }
+    })
+}
+
 /// Tells DNS failure, refused connection, timeout and TLS failure apart, from the error chain.
 fn classify_transport(err: reqwest::Error) -> RegistryError {
     // Outer errors repeat the URL and wrap the inner ones; the innermost says what happened.
@@ -752,6 +821,10 @@ fn classify_transport(err: reqwest::Error) -> RegistryError {
     };
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
+        // Nothing learned about a refused target is told: not its name's addresses, not why.
+        if e.downcast_ref::<AddressRefused>().is_some() {
+            return RegistryError::AddressNotAllowed;
+        }
         let s = e.to_string();
         if !s.is_empty() {
             text.clone_from(&s);
