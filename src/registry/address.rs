@@ -173,12 +173,13 @@ impl AddressPolicy {
             Err(_) if name == "localhost" || name.ends_with(".localhost") => None,
             Err(_) => return false,
         };
-        let allowed = |ip: IpAddr| self.check(&name, ip).is_ok();
+        // Only the default refusal makes a registry node-local; a deny rule is a refusal.
+        let refused_as_loopback = |ip: IpAddr| self.check(&name, ip) == Err(Refusal::Loopback);
         match loopback_ip {
-            Some(ip) => !allowed(ip),
+            Some(ip) => refused_as_loopback(ip),
             None => {
-                !(allowed(IpAddr::V4(Ipv4Addr::LOCALHOST))
-                    || allowed(IpAddr::V6(Ipv6Addr::LOCALHOST)))
+                refused_as_loopback(IpAddr::V4(Ipv4Addr::LOCALHOST))
+                    && refused_as_loopback(IpAddr::V6(Ipv6Addr::LOCALHOST))
             }
         }
     }
@@ -452,6 +453,42 @@ mod tests {
         assert!(!allowed.node_local("127.0.0.1"));
         assert!(!allowed.node_local("localhost"));
         assert!(allowed.node_local("[::1]"));
+        // Denied outright: refused by policy, not taken for the node's own registry.
+        let denied = policy(&["127.0.0.0/8"], &["127.0.0.2"]);
+        assert!(!denied.node_local("127.0.0.2"));
+        assert!(denied
+            .check("127.0.0.2", "127.0.0.2".parse().expect("ip"))
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_hands_out_only_allowed_addresses() {
+        use reqwest::dns::Resolve as _;
+        let name = |s: &str| s.parse::<reqwest::dns::Name>().expect("name");
+        let refusing = PolicyResolver::new(Arc::new(AddressPolicy::default()), HashSet::new());
+        let err = match refusing.resolve(name("localhost")).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        assert!(err.downcast_ref::<AddressRefused>().is_some(), "{err}");
+        let allowing = PolicyResolver::new(Arc::new(policy(&["127.0.0.0/8"], &[])), HashSet::new());
+        let addrs: Vec<SocketAddr> = match allowing.resolve(name("localhost")).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_ipv4() && a.ip().is_loopback()),
+            "{addrs:?}"
+        );
+        // The operator's proxy is exempt.
+        let proxied = PolicyResolver::new(
+            Arc::new(AddressPolicy::default()),
+            HashSet::from(["localhost".to_string()]),
+        );
+        assert!(proxied.resolve(name("localhost")).await.is_ok());
     }
 
     #[test]
