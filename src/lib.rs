@@ -24,6 +24,7 @@ pub mod reason;
 pub mod reference;
 pub mod registry;
 pub mod server;
+pub mod text;
 pub mod webhook;
 pub mod workload;
 

@@ -71,27 +71,85 @@ pub fn decide(mode: Mode, settings: &PolicySettings, findings: &[Finding]) -> Ve
         if blocks && mode == Mode::Enforce {
             deny.push(words::message(f));
         } else if mode != Mode::Off {
-            warnings.push(words::message(f));
+            let warning = words::message(f);
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
         }
     }
     let denial = match deny.as_slice() {
         [] => None,
         [one] => Some(format!("pullcheck: {one}")),
-        many => Some(format!(
-            "pullcheck: {} images cannot be pulled: {}",
-            many.len(),
-            many.iter()
+        many => {
+            let head = format!("pullcheck: {} images cannot be pulled: ", many.len());
+            let items: Vec<String> = many
+                .iter()
                 .enumerate()
                 .map(|(i, m)| format!("({}) {m}", i + 1))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )),
+                .collect();
+            Some(head + &within(items, DENIAL_RUNES, "; ", |n| format!("and {n} more")))
+        }
     };
     Verdict {
         allowed: denial.is_none(),
         denial,
-        warnings,
+        warnings: bounded_warnings(warnings),
     }
+}
+
+/// kube-apiserver de-duplicates webhook warnings and, once their total passes 4,096 runes,
+/// cuts each to 256 and drops the rest (`warning.go` in its filters): keep under that, and
+/// say how many were left out.
+const WARNING_RUNES: usize = 4096;
+
+/// A denial names every image that cannot be pulled, up to this much text.
+const DENIAL_RUNES: usize = 4096;
+
+fn bounded_warnings(warnings: Vec<String>) -> Vec<String> {
+    let total: usize = warnings.iter().map(|w| w.chars().count()).sum();
+    if total <= WARNING_RUNES {
+        return warnings;
+    }
+    // Room for the closing note.
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for w in &warnings {
+        let runes = w.chars().count();
+        if used + runes > WARNING_RUNES - 128 {
+            break;
+        }
+        used += runes;
+        kept.push(w.clone());
+    }
+    let left = warnings.len() - kept.len();
+    kept.push(format!(
+        "pullcheck: and {left} more finding{} (the webhook's log lists them all)",
+        if left == 1 { "" } else { "s" }
+    ));
+    kept
+}
+
+/// `items` joined by `separator` while they fit in `max` runes, then `more(n)`.
+fn within(
+    items: Vec<String>,
+    max: usize,
+    separator: &str,
+    more: impl Fn(usize) -> String,
+) -> String {
+    let mut out = String::new();
+    let mut runes = 0;
+    for (i, item) in items.iter().enumerate() {
+        let add = item.chars().count() + separator.len();
+        if i > 0 && runes + add > max {
+            return format!("{out}{separator}{}", more(items.len() - i));
+        }
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push_str(item);
+        runes += add;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -249,5 +307,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn many_findings_stay_within_the_api_servers_limits() {
+        // 5,000 missing tags in one pod: one warning each in warn mode, one item each denied.
+        let many: Vec<Finding> = (0..5000)
+            .map(|i| {
+                let mut f = finding(Reason::TagNotFound);
+                if let Some(s) = f.subject.as_mut() {
+                    s.image = format!("registry.example/app:v{i}");
+                }
+                f
+            })
+            .collect();
+        let warned = decide(Mode::Warn, &PolicySettings::default(), &many);
+        let runes: usize = warned.warnings.iter().map(|w| w.chars().count()).sum();
+        assert!(runes <= WARNING_RUNES, "{runes}");
+        let last = warned.warnings.last().expect("a closing note");
+        assert!(
+            last.contains(&format!(
+                "and {} more findings",
+                5000 - (warned.warnings.len() - 1)
+            )),
+            "{last}"
+        );
+        let denied = decide(Mode::Enforce, &PolicySettings::default(), &many);
+        let text = denied.denial.expect("denied");
+        assert!(
+            text.starts_with("pullcheck: 5000 images cannot be pulled: (1) "),
+            "{text}"
+        );
+        assert!(text.chars().count() <= DENIAL_RUNES + 200, "{}", text.len());
+        assert!(text.ends_with(" more"), "{}", &text[text.len() - 40..]);
+    }
+
+    #[test]
+    fn identical_warnings_are_said_once() {
+        let same = vec![finding(Reason::RateLimited), finding(Reason::RateLimited)];
+        let v = decide(Mode::Warn, &PolicySettings::default(), &same);
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
     }
 }

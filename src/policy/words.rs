@@ -8,21 +8,39 @@ use crate::credentials::resolve::SecretNote;
 use crate::platform::{Platform, Target};
 use crate::reference::ImageRef;
 use crate::registry::{RegistryError, Unreachable};
+use crate::text;
+
+/// How much of an image reference a message repeats: references are the pod author's, and
+/// a 100 KB one must not be echoed into every answer.
+const IMAGE_ECHO: usize = 256;
+
+/// The longest single message; whole answers are bounded again by `policy::decide`.
+pub const MESSAGE_MAX: usize = 1024;
+
+/// Registry-sourced words (error texts, tag names) quoted in a message.
+const QUOTE_MAX: usize = 200;
+
+/// Platforms listed in one message before "and N more".
+const PLATFORMS_LISTED: usize = 8;
 
 /// The whole message: where the image sits, the image, then what was found. Pod findings
 /// (about its secrets) stand alone.
 pub fn message(finding: &Finding) -> String {
-    match &finding.subject {
-        Some(subject) => match &subject.location {
-            Some(location) => format!(
-                "{location} image {:?}: {}",
-                subject.image,
-                describe(finding)
-            ),
-            None => format!("image {:?}: {}", subject.image, describe(finding)),
-        },
+    let text = match &finding.subject {
+        Some(subject) => {
+            let image = text::clean(&subject.image, IMAGE_ECHO);
+            match &subject.location {
+                Some(location) => format!(
+                    "{} image {image:?}: {}",
+                    text::clean(&location.to_string(), IMAGE_ECHO),
+                    describe(finding)
+                ),
+                None => format!("image {image:?}: {}", describe(finding)),
+            }
+        }
         None => describe(finding),
-    }
+    };
+    text::clean(&text, MESSAGE_MAX)
 }
 
 /// What was found, without naming the container (for a front end that shows the image
@@ -185,15 +203,31 @@ fn platform_fix(provided: &[Platform], missing: &[Target]) -> String {
 
 /// `linux/arm64/v8 (2 nodes)`, joined.
 fn targets_text(targets: &[Target]) -> String {
-    targets
+    listed(
+        targets
+            .iter()
+            .map(|t| match t.nodes {
+                0 => format!("{} (the pod's nodeSelector)", t.platform),
+                1 => format!("{} (1 node)", t.platform),
+                n => format!("{} ({n} nodes)", t.platform),
+            })
+            .collect(),
+    )
+}
+
+/// At most [`PLATFORMS_LISTED`] entries, each bounded (platform strings come from the
+/// registry's index), then "and N more".
+fn listed(items: Vec<String>) -> String {
+    let more = items.len().saturating_sub(PLATFORMS_LISTED);
+    let mut out: Vec<String> = items
         .iter()
-        .map(|t| match t.nodes {
-            0 => format!("{} (the pod's nodeSelector)", t.platform),
-            1 => format!("{} (1 node)", t.platform),
-            n => format!("{} ({n} nodes)", t.platform),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .take(PLATFORMS_LISTED)
+        .map(|s| text::clean(s, 64))
+        .collect();
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    out.join(", ")
 }
 
 fn platforms_text(platforms: &[Platform]) -> String {
@@ -205,7 +239,7 @@ fn platforms_text(platforms: &[Platform]) -> String {
     if named.is_empty() {
         "no platform at all".into()
     } else {
-        named.join(", ")
+        listed(named)
     }
 }
 
@@ -228,6 +262,13 @@ fn buildx_platforms(provided: &[Platform], missing: &[Target]) -> String {
     all.sort();
     all.dedup();
     all.join(",")
+}
+
+/// A registry's own words, bounded and printable, between `before` and `after`.
+fn quoted(words: Option<&str>, before: &str, after: &str) -> String {
+    words
+        .map(|w| format!("{before}{}{after}", text::clean(w, QUOTE_MAX)))
+        .unwrap_or_default()
 }
 
 fn describe_registry_error(
@@ -296,12 +337,12 @@ fn describe_registry_error(
             "unauthorized: {registry} rejected the credentials{}{} for {repo}. \
              Update the pull secret with a valid username and password or token",
             with(credential_source),
-            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            quoted(detail.as_deref(), ": ", "")
         ),
         RegistryError::Denied { detail } => format!(
             "forbidden: {registry} denied pulling {repo}{}{}. The account may not read this repository",
             with(credential_source),
-            detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            quoted(detail.as_deref(), ": ", "")
         ),
         RegistryError::RateLimited { retry_after } => format!(
             "rate limited: {registry} answered 429 Too Many Requests{}; the image could not be \
@@ -324,15 +365,19 @@ fn describe_registry_error(
                 }
                 Unreachable::Connection => "the registry or the network is down",
             };
-            format!("registry {registry} is unreachable: {cause} ({detail}); {fix}")
+            format!(
+                "registry {registry} is unreachable: {cause}{}; {fix}",
+                quoted(Some(detail.as_str()).filter(|d| !d.is_empty()), " (", ")")
+            )
         }
         RegistryError::Server { status, detail } => format!(
             "registry error: {registry} answered HTTP {status}{}; the image could not be verified",
-            detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            quoted(detail.as_deref(), " (", ")")
         ),
         RegistryError::Protocol { detail } => format!(
             "registry error: {registry} gave an answer that does not follow the registry API \
-             ({detail}); the image could not be verified"
+             ({}); the image could not be verified",
+            text::clean(detail, QUOTE_MAX)
         ),
         // Nothing learned about the target is said: not its addresses, not how it answered.
         RegistryError::AddressNotAllowed => format!(

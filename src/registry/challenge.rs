@@ -6,6 +6,12 @@
 
 use std::collections::HashMap;
 
+/// The longest realm or service a challenge may name.
+const MAX_REALM: usize = 2048;
+
+/// How much of a challenge's `scope` and `error` is kept.
+const MAX_QUOTED: usize = 200;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     /// Token auth (distribution `docs/spec/auth/token.md`): fetch a token at `realm`.
@@ -37,6 +43,25 @@ impl Challenge {
         }
     }
 
+    /// Roughly how many bytes this holds, for the cache's weigher.
+    pub fn approximate_size(&self) -> usize {
+        match self {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope,
+                error,
+            } => {
+                64 + realm.len()
+                    + [service, scope, error]
+                        .iter()
+                        .map(|v| v.as_ref().map_or(0, String::len))
+                        .sum::<usize>()
+            }
+            Challenge::Basic => 16,
+        }
+    }
+
     /// `insufficient_scope`, `invalid_token`, ... when the registry said why.
     pub fn error(&self) -> Option<&str> {
         match self {
@@ -53,12 +78,22 @@ pub fn select<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Challeng
     for value in headers {
         for (scheme, params) in parse_header(value) {
             if scheme.eq_ignore_ascii_case("bearer") {
-                if let Some(realm) = params.get("realm").filter(|r| !r.is_empty()) {
+                // A realm or service is sent back (and cached): one longer than any URL a token
+                // service needs is not one. The scope is never used and the error is only
+                // quoted, so they are cut instead.
+                let usable = |v: &&String| !v.is_empty() && v.len() <= MAX_REALM;
+                let service = params.get("service");
+                if let Some(realm) = params.get("realm").filter(usable) {
+                    if service.is_some_and(|s| s.len() > MAX_REALM) {
+                        continue;
+                    }
                     return Some(Challenge::Bearer {
                         realm: realm.clone(),
-                        service: params.get("service").cloned(),
-                        scope: params.get("scope").cloned(),
-                        error: params.get("error").cloned(),
+                        service: service.cloned(),
+                        scope: params.get("scope").map(|s| crate::text::cap(s, MAX_QUOTED)),
+                        error: params
+                            .get("error")
+                            .map(|e| crate::text::clean(e, MAX_QUOTED)),
                     });
                 }
             } else if scheme.eq_ignore_ascii_case("basic") {
@@ -206,5 +241,22 @@ mod tests {
     fn unescapes_quoted_pairs() {
         let got = select([r#"Bearer realm="https://a/t?x=\"y\"""#]);
         assert_eq!(got, Some(bearer(r#"https://a/t?x="y""#, None, None)));
+    }
+
+    #[test]
+    fn oversized_realms_are_refused_and_errors_bounded() {
+        let long = "x".repeat(4000);
+        let huge_realm = format!("Bearer realm=\"https://auth.example/{long}\",service=\"r\"");
+        assert_eq!(select([huge_realm.as_str()]), None);
+        let huge_error =
+            format!("Bearer realm=\"https://auth.example/token\",error=\"bad\u{1b}[2J{long}\"");
+        match select([huge_error.as_str()]) {
+            Some(Challenge::Bearer { error: Some(e), .. }) => {
+                // One escaped control character grows by a few characters; the rest is cut.
+                assert!(e.chars().count() <= MAX_QUOTED + 10, "{}", e.len());
+                assert!(!e.contains('\u{1b}'), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -56,6 +56,9 @@ const TAG_PAGES: usize = 5;
 /// What the token and content caches may hold each, in bytes (approximately).
 const CACHE_BYTES: u64 = 64 << 20;
 
+/// What the challenge cache may hold, in bytes (approximately).
+const CHALLENGE_BYTES: u64 = 4 << 20;
+
 fn weight(bytes: usize) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
@@ -169,8 +172,12 @@ impl RegistryClient {
             // Registries rarely change how they authenticate; when they do, a refused answer
             // re-learns the challenge at once, and this bounds how long a stale one is kept.
             permits: Arc::new(tokio::sync::Semaphore::new(CHECKS_IN_FLIGHT)),
+            // Bounded in bytes: a tenant can name many registries, each with a long realm.
             challenges: moka::sync::Cache::builder()
-                .max_capacity(4096)
+                .max_capacity(CHALLENGE_BYTES)
+                .weigher(|base: &String, challenge: &Challenge| {
+                    weight(base.len() + challenge.approximate_size())
+                })
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             // Both caches are bounded in bytes, not entries: a hostile registry serving many
@@ -853,9 +860,32 @@ fn classify_transport(err: reqwest::Error) -> RegistryError {
         }
         source = e.source();
     }
-    RegistryError::Unreachable {
-        cause: cause.unwrap_or(Unreachable::Connection),
-        detail: text.chars().take(200).collect(),
+    let cause = cause.unwrap_or(Unreachable::Connection);
+    let detail = match cause {
+        // The certificate's own names would map internal services for whoever chose the host:
+        // say what is wrong with it, never what it says.
+        Unreachable::Tls => tls_problem(&text).to_string(),
+        _ => crate::text::clean(&text, 200),
+    };
+    RegistryError::Unreachable { cause, detail }
+}
+
+/// What rustls found wrong with a certificate, without its contents.
+fn tls_problem(text: &str) -> &'static str {
+    if text.contains("UnknownIssuer") {
+        "certificate signed by an unknown authority"
+    } else if text.contains("NotValidForName") {
+        "certificate not valid for this host name"
+    } else if text.contains("Expired") {
+        "certificate expired"
+    } else if text.contains("NotValidYet") {
+        "certificate not valid yet"
+    } else if text.contains("Revoked") {
+        "certificate revoked"
+    } else if text.contains("certificate") {
+        "certificate rejected"
+    } else {
+        "handshake failed"
     }
 }
 

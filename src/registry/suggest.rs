@@ -12,7 +12,7 @@ pub fn nearest_tags<'a>(wanted: &str, tags: &'a [String], max: usize) -> Vec<&'a
     let limit = (wanted.chars().count() / 3).clamp(1, 3);
     let mut scored: Vec<(usize, &str)> = tags
         .iter()
-        .filter(|t| t.as_str() != wanted)
+        .filter(|t| t.as_str() != wanted && is_tag(t))
         .filter_map(|t| {
             // Tags whose lengths differ by more than the limit cannot be close: skip them before
             // paying for the distance (tag lists can be long).
@@ -39,6 +39,17 @@ pub fn nearest_tags<'a>(wanted: &str, tags: &'a [String], max: usize) -> Vec<&'a
         .take(max)
         .map(|(_, t)| t)
         .collect()
+}
+
+/// The reference grammar's tag (`[\w][\w.-]{0,127}`): anything else in a tag list is not a
+/// tag a pod could name, and is not repeated to the user.
+fn is_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// Lowercase, with characters that look alike in a terminal folded together.
@@ -112,6 +123,12 @@ mod tests {
             let got = nearest_tags(wanted, &repo, 3);
             assert_eq!(&got, expected, "for {wanted}");
         }
+    }
+
+    #[test]
+    fn never_suggests_what_is_not_a_tag() {
+        let list = tags(&["v1.2.4\u{1b}[2J", "-v1.2.4", "v1.2.5"]);
+        assert_eq!(nearest_tags("v1.2.3", &list, 3), ["v1.2.5"]);
     }
 
     #[test]
