@@ -240,11 +240,6 @@ impl FakeApiServer {
         self.server.base_url()
     }
 
-    /// `127.0.0.1:PORT`.
-    pub fn addr(&self) -> String {
-        self.server.addr().to_string()
-    }
-
     /// Creates or replaces an object. `kind` (Secret, ServiceAccount, Node, Namespace, ConfigMap,
     /// Pod) and `metadata.name` are required; a namespaced object without `metadata.namespace`
     /// goes to `default`. Like the API server: `apiVersion` becomes `v1`, a new resourceVersion is
@@ -353,16 +348,6 @@ impl FakeApiServer {
         Some(obj)
     }
 
-    /// The stored object, if any (`namespace` ignored for cluster-scoped kinds).
-    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let kind = kind_named(kind);
-        let ns = if kind.namespaced { namespace } else { "" };
-        lock(&self.inner.store)
-            .objects
-            .get(&(kind.kind, ns.to_string(), name.to_string()))
-            .cloned()
-    }
-
     /// The latest resourceVersion handed out.
     pub fn resource_version(&self) -> u64 {
         lock(&self.inner.store).rv
@@ -437,19 +422,11 @@ impl FakeApiServer {
     /// How many `method` requests went to `path_prefix` or below it, segment-wise:
     /// `count("GET", "/api/v1/nodes")` counts `/api/v1/nodes` and `/api/v1/nodes/a`, and
     /// `count("GET", ".../secrets/regcred")` does not count `.../secrets/regcred2`. LISTs and
-    /// WATCHes of a collection are both GETs of its path; see [`Self::count_watches`].
+    /// WATCHes of a collection are both GETs of its path; see [`Self::count_lists`].
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
         lock(&self.inner.log)
             .iter()
             .filter(|r| r.method == method && under(&r.path, path_prefix))
-            .count()
-    }
-
-    /// How many WATCH requests went to `path_prefix` or below it.
-    pub fn count_watches(&self, path_prefix: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == "GET" && r.is_watch() && under(&r.path, path_prefix))
             .count()
     }
 

@@ -60,14 +60,6 @@ impl Reply {
             .body(body.to_vec())
     }
 
-    /// 200 with `{}`, as `GET /v2/` answers on an open registry.
-    pub fn ping_ok() -> Reply {
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .header("docker-distribution-api-version", "registry/2.0")
-            .body("{}")
-    }
-
     /// A distribution error body `{"errors":[{"code","message"}]}` with `status`.
     pub fn registry_error(status: u16, code: &str, message: &str) -> Reply {
         let body =

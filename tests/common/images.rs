@@ -112,7 +112,6 @@ impl IndexFlavor {
 #[derive(Clone, Debug)]
 pub struct PushedIndex {
     pub digest: Digest,
-    pub media_type: &'static str,
     pub children: Vec<(Platform, Digest)>,
 }
 
@@ -397,11 +396,7 @@ impl TestRegistry {
             .await;
         self.push_manifest(repository, tag, flavor.media_type(), &body)
             .await;
-        PushedIndex {
-            digest,
-            media_type: flavor.media_type(),
-            children,
-        }
+        PushedIndex { digest, children }
     }
 
     /// Points `tag` at what `reference` (tag or digest) names, as `docker tag` + push would.
@@ -466,22 +461,6 @@ impl TestRegistry {
     /// Whether `repository:tag` exists (as seen by the harness's pusher).
     pub async fn tag_exists(&self, repository: &str, tag: &str) -> bool {
         self.head_manifest(repository, tag).await.is_some()
-    }
-
-    /// Deletes the manifest `digest` (and so every tag pointing at it; distribution cannot
-    /// delete a single tag). Later HEADs of those tags answer 404.
-    pub async fn delete_manifest(&self, repository: &str, digest: &Digest) {
-        let url = format!("{}/v2/{repository}/manifests/{digest}", self.url());
-        let response = self
-            .authorized(self.client().delete(&url), repository)
-            .send()
-            .await
-            .expect("DELETE manifest");
-        assert_eq!(
-            response.status().as_u16(),
-            202,
-            "delete {repository}@{digest}"
-        );
     }
 }
 

@@ -12,9 +12,8 @@
 //! Every server in one test binary presents a certificate from the same development CA
 //! ([`ca_pem`]), so one client from [`client_builder`] reaches all of them.
 //!
-//! Use from a test file with `mod common;`. Everything here is shared by many test binaries and
-//! each uses only part of it, hence the blanket `dead_code` allowance.
-#![allow(dead_code, unused_imports)]
+//! Compiled once, as a module of the one integration-test binary (`tests/integration/main.rs`):
+//! suites reach it as `crate::common`, and an item none of them uses is a dead-code warning.
 
 pub mod apiserver;
 mod fake;
@@ -27,10 +26,10 @@ mod token;
 pub mod vectors;
 pub mod webhook;
 
-pub use fake::{FakeRegistry, FakeRequest, RecordedRequest, Reply};
-pub use images::{FixtureImage, Fixtures, IndexFlavor, Platform, PushedIndex};
+pub use fake::{FakeRegistry, FakeRequest, Reply};
+pub use images::{Fixtures, IndexFlavor, Platform};
 pub use registry::{AccessLogEntry, RegistryAuth, TestRegistry};
-pub use token::{TokenRequest, TokenRules, TokenService};
+pub use token::{TokenRules, TokenService};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -68,11 +67,6 @@ impl Digest {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The hex part, without `sha256:`.
-    pub fn hex(&self) -> &str {
-        self.0.strip_prefix("sha256:").unwrap_or(&self.0)
     }
 }
 

@@ -276,19 +276,10 @@ impl TestRegistry {
         format!("{}/{repository}:{tag}", self.addr)
     }
 
-    /// PEM of the CA that signed the registry's certificate (the shared test CA).
-    pub fn ca_pem(&self) -> &'static str {
-        ca_pem()
-    }
-
-    /// Path of a file holding [`Self::ca_pem`].
+    /// Path of a file holding the PEM of the CA that signed the registry's certificate (the
+    /// shared test CA).
     pub fn ca_file(&self) -> &Path {
         &self.ca_path
-    }
-
-    /// A reqwest client builder that trusts the registry's CA.
-    pub fn client_builder(&self) -> reqwest::ClientBuilder {
-        client_builder()
     }
 
     /// The harness's own client (trusts the CA, sends no credentials by itself).
@@ -305,11 +296,6 @@ impl TestRegistry {
     pub fn first_user(&self) -> (&str, &str) {
         let (user, password) = self.users.first().expect("the registry has no users");
         (user, password)
-    }
-
-    /// The temporary directory (config, storage, log).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Everything the registry wrote to stdout and stderr so far.

@@ -129,7 +129,6 @@ pub struct Webhook {
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
-    pub content_type: String,
     pub text: String,
     /// The body as JSON, when it is JSON.
     pub json: Option<Value>,
@@ -350,11 +349,6 @@ impl Webhook {
         self.addr
     }
 
-    /// pid of the pullcheck process.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
     /// `https://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
@@ -364,11 +358,6 @@ impl Webhook {
     /// Send with [`post_json`] or inside [`on_client_runtime`], not on the test's runtime.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
-    }
-
-    /// The temporary directory holding the certificate, the configuration and the log.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// POSTs `body` to `path` with `Content-Type: application/json`, as the API server does.
@@ -573,21 +562,10 @@ async fn post_json_here(
         .send()
         .await?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
     let bytes = response.bytes().await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).ok();
-    Ok(Answer {
-        status,
-        content_type,
-        text,
-        json,
-    })
+    Ok(Answer { status, text, json })
 }
 
 /// A client like kube-apiserver's webhook client: trusts exactly the CA of the webhook's

@@ -2,13 +2,13 @@
 //! kube-apiserver does: GET with 404 Status, LIST with resourceVersion, WATCH with replay, live
 //! events, bookmarks and 410 on a compacted resourceVersion, and outages on demand.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::apiserver::{FakeApiServer, FAKE_TOKEN};
-use common::eventually;
+use crate::common::apiserver::{FakeApiServer, FAKE_TOKEN};
+use crate::common::eventually;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, ServiceAccount};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};

@@ -1,9 +1,9 @@
 //! Registry behaviour a real registry cannot be made to show, on the fake: mixed anonymous and
 //! Basic repositories, a token service that moves, absurd token lifetimes, lying digests.
 
-mod common;
+use crate::common;
 
-use common::{FakeRegistry, FakeRequest, Reply};
+use crate::common::{FakeRegistry, FakeRequest, Reply};
 use pullcheck::credentials::Credential;
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::{RegistryClient, RegistryError, RegistrySettings};

@@ -1,11 +1,9 @@
 //! `NodeSet::watch` against the fake API server: the first list, live changes, outages, relists.
 
-mod common;
-
 use std::time::Duration;
 
-use common::apiserver::FakeApiServer;
-use common::{eventually, linux_node};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::{eventually, linux_node};
 use pullcheck::nodes::NodeSet;
 use pullcheck::placement::NodeInfo;
 use pullcheck::platform::MatcherKind::{self, ContainerdOnly, ContainerdStrict};

@@ -1,9 +1,11 @@
 //! The registry client against a real registry (Debian's docker-registry, CNCF distribution)
 //! with TLS and htpasswd or token auth, and against the fake for what a real one cannot do.
 
-mod common;
+use crate::common;
 
-use common::{FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService};
+use crate::common::{
+    FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
+};
 use pullcheck::credentials::Credential;
 use pullcheck::reason::Reason;
 use pullcheck::reference::ImageRef;

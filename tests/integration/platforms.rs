@@ -2,12 +2,12 @@
 //! manifests, nodes from the fake API server (watched) or from configuration, and reviews
 //! through `Checker::review`.
 
-mod common;
-
-use common::apiserver::FakeApiServer;
-use common::inprocess::{self, check};
-use common::webhook::Workload;
-use common::{eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::inprocess::{self, check};
+use crate::common::webhook::Workload;
+use crate::common::{
+    eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry,
+};
 use pullcheck::admission::Checker;
 use pullcheck::nodes::NodeSet;
 use pullcheck::platform::{self, MatcherKind};

@@ -6,15 +6,17 @@
 //! Every test starts its own binary and its own registries, so tests run in parallel and a
 //! cache or a log never carries over from one test to another.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::webhook::{
+use crate::common::webhook::{
     container, container_with_policy, ephemeral_container, pod_spec, post_json, Answer, Review,
     Webhook, WebhookOptions, Workload,
 };
-use common::{FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService};
+use crate::common::{
+    FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
+};
 use serde_json::{json, Value};
 
 const NS: &str = "shop";

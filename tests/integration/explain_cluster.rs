@@ -1,11 +1,9 @@
 //! `pullcheck explain --namespace NS --service-account SA`: the service account's secrets read
 //! from the cluster (the fake API server, through KUBECONFIG).
 
-mod common;
-
+use crate::common::apiserver::FakeApiServer;
+use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
-use common::apiserver::FakeApiServer;
-use common::{Fixtures, RegistryAuth, TestRegistry};
 use serde_json::{json, Value};
 
 #[tokio::test]

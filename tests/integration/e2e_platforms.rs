@@ -1,11 +1,11 @@
 //! The platform check through the real binary: node platforms from configuration and from a
 //! watch on the (fake) API server.
 
-mod common;
-
-use common::apiserver::FakeApiServer;
-use common::webhook::{container, pod_spec, Answer, Review, Webhook, WebhookOptions, Workload};
-use common::{linux_node, Fixtures, RegistryAuth, TestRegistry};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::webhook::{
+    container, pod_spec, Answer, Review, Webhook, WebhookOptions, Workload,
+};
+use crate::common::{linux_node, Fixtures, RegistryAuth, TestRegistry};
 use std::time::Duration;
 
 fn pod(image: &str) -> Review {
