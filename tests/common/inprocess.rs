@@ -12,18 +12,25 @@ use pullcheck::policy::{Mode, PolicySettings};
 use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::Value;
 
-use super::webhook::{Review, Workload};
+use super::review::{Review, Workload};
 use super::{install_crypto_provider, TestRegistry};
 
 /// A checker with the default policy and cache that trusts `registry`'s CA and gives each review
 /// `budget`. Callers add nodes or cluster credentials with `with_nodes` / `with_cluster`.
 pub fn checker(registry: &TestRegistry, budget: Duration) -> Checker {
+    checker_with(
+        &RegistrySettings {
+            extra_ca_files: vec![registry.ca_file().to_path_buf()],
+            ..RegistrySettings::default()
+        },
+        budget,
+    )
+}
+
+/// A checker with the default policy and cache whose registry client has `settings`.
+pub fn checker_with(settings: &RegistrySettings, budget: Duration) -> Checker {
     install_crypto_provider();
-    let client = RegistryClient::new(&RegistrySettings {
-        extra_ca_files: vec![registry.ca_file().to_path_buf()],
-        ..RegistrySettings::default()
-    })
-    .expect("registry client");
+    let client = RegistryClient::new(settings).expect("registry client");
     Checker::new(
         client,
         AnswerCache::new(CacheSettings::default()),
@@ -37,7 +44,7 @@ pub fn checker(registry: &TestRegistry, budget: Duration) -> Checker {
 /// `pod_spec` as its pod (template) spec.
 pub fn review(workload: Workload, namespace: &str, pod_spec: Value) -> Vec<u8> {
     let object = workload.object("web", namespace, pod_spec);
-    serde_json::to_vec(&Review::create(workload, object).json()).expect("AdmissionReview JSON")
+    Review::create(workload, object).body()
 }
 
 /// What the checker answered, as a test asserts on it.

@@ -20,6 +20,7 @@ mod fake;
 mod images;
 pub mod inprocess;
 mod registry;
+pub mod review;
 mod server;
 mod timefmt;
 mod token;

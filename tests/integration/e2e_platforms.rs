@@ -2,9 +2,8 @@
 //! watch on the (fake) API server.
 
 use crate::common::apiserver::FakeApiServer;
-use crate::common::webhook::{
-    container, pod_spec, Answer, Review, Webhook, WebhookOptions, Workload,
-};
+use crate::common::review::{container, pod_spec, Review, Workload};
+use crate::common::webhook::{Answer, Webhook, WebhookOptions};
 use crate::common::{linux_node, Fixtures, RegistryAuth, TestRegistry};
 use std::time::Duration;
 

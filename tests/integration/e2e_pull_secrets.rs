@@ -3,7 +3,8 @@
 //! the most verbose level.
 
 use crate::common::apiserver::FakeApiServer;
-use crate::common::webhook::{container, pod_spec, Review, WebhookOptions, Workload};
+use crate::common::review::{container, pod_spec, Review, Workload};
+use crate::common::webhook::WebhookOptions;
 use crate::common::{Fixtures, RegistryAuth, TestRegistry, TokenRules, TokenService};
 use base64::Engine as _;
 use serde_json::{json, Value};

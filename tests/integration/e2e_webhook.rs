@@ -10,10 +10,10 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use crate::common::webhook::{
-    container, container_with_policy, ephemeral_container, pod_spec, post_json, Answer, Review,
-    Webhook, WebhookOptions, Workload,
+use crate::common::review::{
+    container, container_with_policy, ephemeral_container, pod_spec, Review, Workload,
 };
+use crate::common::webhook::{post_json, Answer, Webhook, WebhookOptions};
 use crate::common::{
     FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
 };
@@ -986,12 +986,7 @@ async fn answers_bad_input_clearly_and_keeps_serving() {
     }
 
     // An unknown mode in the path.
-    let answer = webhook
-        .post(
-            "/validate/strict",
-            serde_json::to_vec(&good.json()).expect("json"),
-        )
-        .await;
+    let answer = webhook.post("/validate/strict", good.body()).await;
     assert_eq!(answer.status, 404, "{}", answer.text);
     assert!(
         answer.text.contains("unknown mode \"strict\""),
@@ -1145,7 +1140,7 @@ async fn sigterm_lets_the_review_in_flight_finish_then_exits_zero() {
     let review = web_pod(&fake.image("library/app", "v1"));
     let client = webhook.client().clone();
     let url = webhook.url("/validate");
-    let body = serde_json::to_vec(&review.json()).expect("review JSON");
+    let body = review.body();
     let started = Instant::now();
     let in_flight = tokio::spawn(async move { post_json(&client, &url, body).await });
 

@@ -2,7 +2,7 @@
 //! keyring (after the pod's secrets), and registries nodes pull with credential providers.
 
 use crate::common::inprocess;
-use crate::common::webhook::Workload;
+use crate::common::review::Workload;
 use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
 use pullcheck::admission::{Checker, NodeCredentials};

@@ -4,7 +4,7 @@
 
 use crate::common::apiserver::FakeApiServer;
 use crate::common::inprocess::{self, check};
-use crate::common::webhook::Workload;
+use crate::common::review::Workload;
 use crate::common::{
     eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry,
 };
