@@ -157,8 +157,17 @@ pub fn linux_node(name: &str, arch: &str, runtime: &str) -> serde_json::Value {
     })
 }
 
-/// A rustls client config (ring provider) that trusts exactly the CAs in `ca_pem`.
-pub fn rustls_client_config(ca_pem: &str) -> rustls::ClientConfig {
+/// ALPN of a client that speaks HTTP/2 and HTTP/1.1, as kube-apiserver's webhook client does.
+pub const H2_AND_HTTP11: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// The harness's rustls client config (ring provider): trusts exactly the CAs in `ca_pem`, speaks
+/// `versions` (`rustls::DEFAULT_VERSIONS` is TLS 1.3 and 1.2) and offers `alpn` (none: the client
+/// speaks HTTP/1.1 only).
+pub fn rustls_client_config(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots
@@ -166,26 +175,35 @@ pub fn rustls_client_config(ca_pem: &str) -> rustls::ClientConfig {
             .expect("add CA to the root store");
     }
     assert!(!roots.is_empty(), "no certificate in the CA PEM");
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
 }
 
-/// A reqwest client builder that trusts only the CAs in `ca_pem` and ignores proxy settings of the
-/// environment (everything here is on 127.0.0.1).
-pub fn client_builder_trusting(ca_pem: &str) -> reqwest::ClientBuilder {
+/// A reqwest client builder over `tls` that ignores proxy settings of the environment
+/// (everything here is on 127.0.0.1) and gives up on a request after 30 s.
+pub fn client_builder_over(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
-        .tls_backend_preconfigured(rustls_client_config(ca_pem))
+        .tls_backend_preconfigured(tls)
         .no_proxy()
         .timeout(Duration::from_secs(30))
 }
 
-/// A reqwest client builder that trusts the shared test CA (reaches every test server).
+/// A reqwest client builder that trusts the shared test CA (reaches every test server) and speaks
+/// HTTP/1.1.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    client_builder_trusting(ca_pem())
+    client_builder_over(rustls_client_config(
+        ca_pem(),
+        rustls::DEFAULT_VERSIONS,
+        &[],
+    ))
 }
 
 /// A client that trusts the shared test CA.

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::review::Review;
-use super::{ca_pem, free_port, install_crypto_provider, pki};
+use super::{
+    ca_pem, client_builder_over, free_port, install_crypto_provider, pki, rustls_client_config,
+    H2_AND_HTTP11,
+};
 
 /// Runs `$0 "$@"` (pullcheck and its arguments) in the background with its output appended to
 /// `$PULLCHECK_TEST_LOG`, prints its pid, and exits with its status. A watcher blocks reading
@@ -566,15 +569,13 @@ async fn post_json_here(
 /// A client like kube-apiserver's webhook client: trusts exactly the CA of the webhook's
 /// `caBundle` (the shared test CA), offers HTTP/2 and HTTP/1.1, no proxy.
 pub fn api_server_client() -> reqwest::Client {
-    install_crypto_provider();
-    let mut tls = super::rustls_client_config(ca_pem());
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("API server client")
+    client_builder_over(rustls_client_config(
+        ca_pem(),
+        rustls::DEFAULT_VERSIONS,
+        H2_AND_HTTP11,
+    ))
+    .build()
+    .expect("API server client")
 }
 
 fn write(path: &Path, contents: &str) {
