@@ -123,17 +123,24 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// Polls `condition` every 10 ms for up to `within`; whether it held in time.
-pub async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+/// Checks `condition` until it holds or `within` has passed; whether it held in time. The harness's
+/// one poll loop: every wait for a server, a process or a state goes through it.
+///
+/// The first pause is 10 ms and each one doubles up to 100 ms, so a condition that sends a
+/// request does not flood the server; the last check falls on the deadline.
+pub async fn eventually(within: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(10);
     loop {
-        if condition() {
+        if condition().await {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep_until(deadline.min(now + pause)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::token::TokenService;
-use super::{basic_auth_value, ca_pem, client_builder, free_port, pki};
+use super::{basic_auth_value, ca_pem, client_builder, eventually, free_port, pki};
 
 /// Where Debian's `docker-registry` package puts the binary.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -236,27 +236,31 @@ impl TestRegistry {
     /// (so a different server that grabbed the port cannot pass for ours). `Err(log)` when the
     /// process exits or 10 s pass.
     async fn wait_ready(&mut self, id: &str) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
         let url = format!("{}/v2/", self.url());
-        loop {
-            if let Some(process) = self.process.as_mut() {
-                if let Ok(Some(_)) = process.try_wait() {
-                    return Err(self.log());
-                }
+        let mut exited = false;
+        let ready = eventually(Duration::from_secs(10), async || {
+            exited = self
+                .process
+                .as_mut()
+                .is_some_and(|p| matches!(p.try_wait(), Ok(Some(_))));
+            if exited {
+                return true;
             }
-            if let Ok(response) = self.client.get(&url).send().await {
-                let ours = response
-                    .headers()
-                    .get("x-pullcheck-registry")
-                    .is_some_and(|v| v.as_bytes() == id.as_bytes());
-                if ours {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("(not ready after 10 s)\n{}", self.log()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let Ok(response) = self.client.get(&url).send().await else {
+                return false;
+            };
+            response
+                .headers()
+                .get("x-pullcheck-registry")
+                .is_some_and(|v| v.as_bytes() == id.as_bytes())
+        })
+        .await;
+        if exited {
+            Err(self.log())
+        } else if ready {
+            Ok(())
+        } else {
+            Err(format!("(not ready after 10 s)\n{}", self.log()))
         }
     }
 

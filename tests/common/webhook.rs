@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use super::review::Review;
 use super::{
-    ca_pem, client_builder_over, free_port, install_crypto_provider, pki, rustls_client_config,
-    H2_AND_HTTP11,
+    ca_pem, client_builder_over, eventually, free_port, install_crypto_provider, pki,
+    rustls_client_config, H2_AND_HTTP11,
 };
 
 /// Runs `$0 "$@"` (pullcheck and its arguments) in the background with its output appended to
@@ -328,23 +328,21 @@ impl Webhook {
     /// Waits for our own process to log that it serves (so a server of another test that took
     /// the port cannot pass for ours), then for `/readyz` to answer 200.
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if self.try_exit().is_some() {
-                return Err(self.log());
-            }
-            if self.log().contains("serving HTTPS") {
-                if let Ok((200, _)) = self.try_get("/readyz").await {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "(not ready after {READY_TIMEOUT:?})\n{}",
-                    self.log()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let ready = eventually(READY_TIMEOUT, async || {
+            self.try_exit().is_some()
+                || (self.log().contains("serving HTTPS")
+                    && matches!(self.try_get("/readyz").await, Ok((200, _))))
+        })
+        .await;
+        if self.try_exit().is_some() {
+            Err(self.log())
+        } else if ready {
+            Ok(())
+        } else {
+            Err(format!(
+                "(not ready after {READY_TIMEOUT:?})\n{}",
+                self.log()
+            ))
         }
     }
 
@@ -465,16 +463,8 @@ impl Webhook {
 
     /// Waits up to `timeout` for pullcheck to exit (async: the test's runtime keeps running).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(timeout, async || self.try_exit().is_some()).await;
+        self.exit
     }
 
     fn wait_exit_blocking(&mut self, timeout: Duration) -> Option<ExitStatus> {

@@ -15,7 +15,7 @@ use crate::common::review::{
 };
 use crate::common::webhook::{post_json, Answer, Webhook, WebhookOptions};
 use crate::common::{
-    FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
+    eventually, FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
 };
 use serde_json::{json, Value};
 
@@ -1145,28 +1145,21 @@ async fn sigterm_lets_the_review_in_flight_finish_then_exits_zero() {
     let in_flight = tokio::spawn(async move { post_json(&client, &url, body).await });
 
     // The review is in flight once the registry has been asked.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while fake.total() == 0 {
-        assert!(Instant::now() < deadline, "the registry was never asked");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(5), async || fake.total() > 0).await,
+        "the registry was never asked"
+    );
     webhook.signal("-TERM");
 
     // No new connections while draining.
-    let refused_by = Instant::now() + Duration::from_secs(2);
-    loop {
-        if tokio::net::TcpStream::connect(webhook.addr())
-            .await
-            .is_err()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < refused_by,
-            "still accepting connections after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let addr = webhook.addr();
+    assert!(
+        eventually(Duration::from_secs(2), async || {
+            tokio::net::TcpStream::connect(addr).await.is_err()
+        })
+        .await,
+        "still accepting connections after SIGTERM"
+    );
     assert!(
         webhook.try_exit().is_none(),
         "exited with a review in flight: {}",

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::common::{
-    client_builder_over, install_crypto_provider, rustls_client_config, H2_AND_HTTP11,
+    client_builder_over, eventually, install_crypto_provider, rustls_client_config, H2_AND_HTTP11,
 };
 
 const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
@@ -105,12 +105,11 @@ async fn start_with(settings: ServerSettings, app: Router, readiness: Readiness)
     .await
 }
 
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    assert!(
+        eventually(PATIENCE, async || condition()).await,
+        "timed out waiting until {what}"
+    );
 }
 
 /// A new PKI with its leaf pair written as tls.crt/tls.key into a new temporary directory, which
@@ -181,20 +180,22 @@ async fn healthz_with(ca_pem: &str, addr: SocketAddr) -> Result<String, reqwest:
 }
 
 async fn wait_until_trusted(ca_pem: &str, addr: SocketAddr) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match healthz_with(ca_pem, addr).await {
-            Ok(body) => {
-                assert_eq!(body, "ok");
-                return;
-            }
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "server never presented a certificate of the expected CA: {e}"
-            ),
+    let mut last = None;
+    let trusted = eventually(PATIENCE, async || match healthz_with(ca_pem, addr).await {
+        Ok(body) => {
+            assert_eq!(body, "ok");
+            true
         }
-        tokio::time::sleep(RELOAD_INTERVAL / 2).await;
-    }
+        Err(e) => {
+            last = Some(e);
+            false
+        }
+    })
+    .await;
+    assert!(
+        trusted,
+        "server never presented a certificate of the expected CA: {last:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -330,11 +331,10 @@ async fn in_flight_request_finishes_after_shutdown_starts() {
 }
 
 async fn wait_until_refused(addr: SocketAddr) {
-    let deadline = Instant::now() + PATIENCE;
-    while TcpStream::connect(addr).await.is_ok() {
-        assert!(Instant::now() < deadline, "listener still accepting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        eventually(PATIENCE, async || TcpStream::connect(addr).await.is_err()).await,
+        "listener still accepting"
+    );
 }
 
 #[tokio::test]
