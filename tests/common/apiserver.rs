@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -34,42 +35,17 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::server::ServerThread;
+use super::server::{RecordedRequest, ServerThread};
 use super::timefmt;
 
 /// The bearer token of the user in [`FakeApiServer::kubeconfig`]. Dummy: the fake checks nothing.
 pub const FAKE_TOKEN: &str = "fake-apiserver-token";
 
-/// A request as the fake received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiRequest {
-    pub method: String,
-    pub path: String,
-    /// The raw query string, if any (kube sends e.g. `&watch=true&resourceVersion=12`).
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl ApiRequest {
-    /// The decoded value of query parameter `name` (first occurrence).
-    pub fn param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
+/// What the fake API server reads from a request, besides what every test server does.
+impl RecordedRequest {
     /// Whether this is a WATCH (`watch=true` or `watch=1`).
     pub fn is_watch(&self) -> bool {
         matches!(self.param("watch").as_deref(), Some("true" | "1"))
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -175,7 +151,6 @@ struct Store {
 struct Inner {
     store: Mutex<Store>,
     changed: Notify,
-    log: Mutex<Vec<ApiRequest>>,
     down: Mutex<Option<u16>>,
     stall: AtomicBool,
     path_status: Mutex<Vec<(String, u16)>>,
@@ -220,7 +195,6 @@ impl FakeApiServer {
                 next_continuation: 1,
             }),
             changed: Notify::new(),
-            log: Mutex::new(Vec::new()),
             down: Mutex::new(None),
             stall: AtomicBool::new(false),
             path_status: Mutex::new(Vec::new()),
@@ -410,13 +384,13 @@ impl FakeApiServer {
     }
 
     /// Every request so far, oldest first.
-    pub fn requests(&self) -> Vec<ApiRequest> {
-        lock(&self.inner.log).clone()
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        lock(&self.inner.log).clear();
+        self.server.clear_requests();
     }
 
     /// How many `method` requests went to `path_prefix` or below it, segment-wise:
@@ -424,18 +398,14 @@ impl FakeApiServer {
     /// `count("GET", ".../secrets/regcred")` does not count `.../secrets/regcred2`. LISTs and
     /// WATCHes of a collection are both GETs of its path; see [`Self::count_lists`].
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == method && under(&r.path, path_prefix))
-            .count()
+        self.server
+            .count_requests(|r| r.method == method && under(&r.path, path_prefix))
     }
 
     /// How many LIST requests (GET of a collection without `watch`) went to exactly `path`.
     pub fn count_lists(&self, path: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == "GET" && !r.is_watch() && r.path == path)
-            .count()
+        self.server
+            .count_requests(|r| r.method == "GET" && !r.is_watch() && r.path == path)
     }
 
     /// The text of a kubeconfig pointing at this fake: cluster `fake` (server URL, and for HTTPS
@@ -753,24 +723,10 @@ fn parse_target(path: &str) -> Option<Target> {
     }
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    let recorded = ApiRequest {
-        method: request.method().as_str().to_string(),
-        path: request.uri().path().to_string(),
-        query: request.uri().query().map(str::to_string),
-        headers: request
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    };
-    lock(&inner.log).push(recorded.clone());
-
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    Extension(recorded): Extension<RecordedRequest>,
+) -> Response {
     if inner.stall.load(Ordering::SeqCst) {
         return std::future::pending().await;
     }
@@ -834,7 +790,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                     Ok(filter) => filter,
                     Err(message) => return bad_request(&message),
                 };
-                if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
+                if recorded.is_watch() {
                     watch(&inner, kind, filter, &params)
                 } else {
                     list(&inner, kind, &filter, &params)

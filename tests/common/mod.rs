@@ -27,9 +27,10 @@ mod token;
 pub mod vectors;
 pub mod webhook;
 
-pub use fake::{FakeRegistry, FakeRequest, Reply};
+pub use fake::{FakeRegistry, Reply};
 pub use images::{Fixtures, IndexFlavor, Platform};
 pub use registry::{AccessLogEntry, RegistryAuth, TestRegistry};
+pub use server::RecordedRequest;
 pub use token::{TokenRules, TokenService};
 
 use std::fmt;

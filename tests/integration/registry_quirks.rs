@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::{FakeRegistry, FakeRequest, Reply};
+use crate::common::{FakeRegistry, RecordedRequest, Reply};
 use pullcheck::credentials::Credential;
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::{RegistryClient, RegistryError, RegistrySettings};
@@ -42,7 +42,7 @@ fn ok(digest_char: char) -> Reply {
     answer_with_digest(&format!("sha256:{}", digest_char.to_string().repeat(64)))
 }
 
-fn has_basic(req: &FakeRequest) -> bool {
+fn has_basic(req: &RecordedRequest) -> bool {
     req.header("authorization")
         .is_some_and(|a| a.starts_with("Basic "))
 }
