@@ -19,6 +19,7 @@ pub mod apiserver;
 mod fake;
 mod images;
 pub mod inprocess;
+mod process;
 mod registry;
 pub mod review;
 mod server;
@@ -115,6 +116,11 @@ pub fn pki() -> &'static DevPki {
 /// PEM of the CA that signed every test server's certificate.
 pub fn ca_pem() -> &'static str {
     &pki().ca.cert_pem
+}
+
+/// Writes `contents` to `path`, naming the path when that fails.
+pub fn write(path: &std::path::Path, contents: &str) {
+    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// A port that was free a moment ago on 127.0.0.1. Another process may take it before the caller

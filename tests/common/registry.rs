@@ -1,12 +1,11 @@
 //! A real registry: Debian's `docker-registry` (CNCF distribution 2.8.2) as a child process.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::process::{on_a_free_port, Process};
 use super::token::TokenService;
-use super::{basic_auth_value, ca_pem, client_builder, eventually, free_port, pki};
+use super::{basic_auth_value, ca_pem, client_builder, eventually, pki, write};
 
 /// Where Debian's `docker-registry` package puts the binary.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -66,40 +65,20 @@ impl AccessLogEntry {
 }
 
 /// A running `docker-registry serve` over TLS on 127.0.0.1, storage in its own temporary
-/// directory. Dropping it kills the process; if the test process dies without dropping it (a
-/// panic that aborts, SIGKILL), the wrapper shell sees its stdin close and kills the registry.
+/// directory. Dropping it kills the process (see [`Process`]).
 pub struct TestRegistry {
     addr: String,
     tls: bool,
     /// The users of an htpasswd registry, or those the token service's rules know.
     pub users: Vec<(String, String)>,
-    process: Option<Child>,
-    stdin: Option<ChildStdin>,
+    process: Process,
     token: Option<TokenService>,
     push_auth: PushAuth,
     client: reqwest::Client,
-    log_path: PathBuf,
     ca_path: PathBuf,
     // Last, so the directory is removed after the process has been reaped.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
-
-/// The wrapper: runs the registry in the background and a watcher that blocks reading stdin
-/// (duplicated to fd 3, because an asynchronous list gets /dev/null as stdin). The test process
-/// holds the only write end of that pipe, so when it drops the handle or dies, `read` returns
-/// and the registry is killed. `$0` = binary, `$1` = config, `$2` = log file.
-const WRAPPER: &str = r#"
-exec 3<&0
-"$0" serve "$1" </dev/null >>"$2" 2>&1 3<&- &
-reg=$!
-( read -r _ <&3; kill -9 "$reg" 2>/dev/null ) &
-watch=$!
-exec 3<&-
-wait "$reg"
-status=$?
-kill "$watch" 2>/dev/null
-exit "$status"
-"#;
 
 impl TestRegistry {
     /// Starts a registry (HTTPS) and waits until it answers `GET /v2/` (20 to 50 ms).
@@ -122,7 +101,7 @@ impl TestRegistry {
              apt-get install -y --no-install-recommends docker-registry"
         );
         sweep_abandoned_dirs();
-        let mut dir = tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir_in(temp_base())
             .expect("registry temp dir");
@@ -173,94 +152,37 @@ impl TestRegistry {
             .build()
             .expect("registry client");
         let log_path = path("registry.log");
-        let ca_path = path("ca.pem");
-        let mut last_log = String::new();
-        // A port from free_port() can be taken by someone else before the registry binds it; the
-        // registry then exits, and we try again with another port.
-        for attempt in 0..5 {
-            let port = free_port();
+        let url = |addr: &str| {
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{addr}")
+        };
+        let started = on_a_free_port("address already in use", async |port| {
             let addr = format!("127.0.0.1:{port}");
-            let id = format!("{}-{attempt}", random_secret());
-            let config = config_yaml(dir.path(), &addr, &id, &auth_yaml, tls);
-            write(&path("config.yml"), &config);
-            let _ = std::fs::remove_file(&log_path);
-            let mut process = Command::new("/bin/sh")
-                .arg("-c")
-                .arg(WRAPPER)
-                .arg(REGISTRY_BIN)
-                .arg(path("config.yml"))
-                .arg(&log_path)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn docker-registry");
-            let stdin = process.stdin.take();
-            let mut registry = TestRegistry {
-                addr,
-                tls,
-                users: users.clone(),
-                process: Some(process),
-                stdin,
-                token: None,
-                push_auth: PushAuth::None,
-                client: client.clone(),
-                log_path: log_path.clone(),
-                ca_path: ca_path.clone(),
-                dir,
-            };
-            match registry.wait_ready(&id).await {
-                Ok(()) => {
-                    registry.token = token;
-                    registry.push_auth = push_auth;
-                    return registry;
-                }
-                Err(log) => {
-                    registry.stop();
-                    last_log = log;
-                    // Take the directory back for the next attempt without deleting it.
-                    dir = std::mem::replace(
-                        &mut registry.dir,
-                        tempfile::tempdir().expect("placeholder temp dir"),
-                    );
-                    if !last_log.contains("address already in use") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("docker-registry did not start; its log:\n{last_log}");
-    }
-
-    /// Polls `GET /v2/` until the answer carries this instance's `X-Pullcheck-Registry` header
-    /// (so a different server that grabbed the port cannot pass for ours). `Err(log)` when the
-    /// process exits or 10 s pass.
-    async fn wait_ready(&mut self, id: &str) -> Result<(), String> {
-        let url = format!("{}/v2/", self.url());
-        let mut exited = false;
-        let ready = eventually(Duration::from_secs(10), async || {
-            exited = self
-                .process
-                .as_mut()
-                .is_some_and(|p| matches!(p.try_wait(), Ok(Some(_))));
-            if exited {
-                return true;
-            }
-            let Ok(response) = self.client.get(&url).send().await else {
-                return false;
-            };
-            response
-                .headers()
-                .get("x-pullcheck-registry")
-                .is_some_and(|v| v.as_bytes() == id.as_bytes())
+            // Answered on every response, so a server that took the port cannot pass for ours.
+            let id = random_secret();
+            write(
+                &path("config.yml"),
+                &config_yaml(&root, &addr, &id, &auth_yaml, tls),
+            );
+            let mut command = Process::command(REGISTRY_BIN);
+            command.arg("serve").arg(path("config.yml"));
+            let mut process = Process::spawn(command, &log_path);
+            wait_ready(&mut process, &client, &url(&addr), &id).await?;
+            Ok((addr, process))
         })
         .await;
-        if exited {
-            Err(self.log())
-        } else if ready {
-            Ok(())
-        } else {
-            Err(format!("(not ready after 10 s)\n{}", self.log()))
+        let (addr, process) =
+            started.unwrap_or_else(|log| panic!("docker-registry did not start; its log:\n{log}"));
+        TestRegistry {
+            addr,
+            tls,
+            users,
+            process,
+            token,
+            push_auth,
+            client,
+            ca_path: path("ca.pem"),
+            _dir: dir,
         }
     }
 
@@ -302,29 +224,25 @@ impl TestRegistry {
         (user, password)
     }
 
-    /// Everything the registry wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-
     /// The requests in the access log. The registry writes a line after it has answered, so
     /// this waits until the log has not grown for 50 ms (at most 2 s).
     pub fn access_log(&self) -> Vec<AccessLogEntry> {
+        let log_path = self.process.log_path();
         let deadline = Instant::now() + Duration::from_secs(2);
-        let mut size = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+        let mut size = std::fs::metadata(log_path).map_or(0, |m| m.len());
         loop {
             std::thread::sleep(Duration::from_millis(50));
-            let now = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+            let now = std::fs::metadata(log_path).map_or(0, |m| m.len());
             if now == size || Instant::now() > deadline {
                 break;
             }
             size = now;
         }
-        self.log().lines().filter_map(parse_access_line).collect()
+        self.process
+            .log()
+            .lines()
+            .filter_map(parse_access_line)
+            .collect()
     }
 
     /// How many requests with `method` on `path` (no query) the access log holds.
@@ -347,32 +265,37 @@ impl TestRegistry {
             }
         }
     }
-
-    /// Kills the registry now (the port stops answering); dropping does the same.
-    pub fn stop(&mut self) {
-        // Closing the pipe is the signal to the wrapper (see WRAPPER).
-        drop(self.stdin.take());
-        let Some(mut process) = self.process.take() else {
-            return;
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match process.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = process.kill();
-                    let _ = process.wait();
-                    return;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    }
 }
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.stop();
+/// Polls `GET /v2/` until the answer carries this instance's `X-Pullcheck-Registry` header `id`
+/// (so a different server that grabbed the port cannot pass for ours). `Err` holds the log when
+/// the process exits or 10 s pass.
+async fn wait_ready(
+    process: &mut Process,
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+) -> Result<(), String> {
+    let ping = format!("{url}/v2/");
+    let ready = eventually(Duration::from_secs(10), async || {
+        if process.try_exit().is_some() {
+            return true;
+        }
+        let Ok(response) = client.get(&ping).send().await else {
+            return false;
+        };
+        response
+            .headers()
+            .get("x-pullcheck-registry")
+            .is_some_and(|v| v.as_bytes() == id.as_bytes())
+    })
+    .await;
+    if process.try_exit().is_some() {
+        Err(process.log())
+    } else if ready {
+        Ok(())
+    } else {
+        Err(format!("(not ready after 10 s)\n{}", process.log()))
     }
 }
 
@@ -465,10 +388,6 @@ fn sweep_abandoned_dirs() {
             }
         }
     });
-}
-
-fn write(path: &Path, contents: &str) {
-    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// 32 hex characters from the OS random source.

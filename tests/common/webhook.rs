@@ -7,39 +7,20 @@
 //! and [`super::FakeRegistry`] of the test binary. Its stdout and stderr go to a file
 //! ([`Webhook::log`]); `--log-format json` makes each review one JSON line.
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use super::process::{on_a_free_port, Process};
 use super::review::Review;
 use super::{
-    ca_pem, client_builder_over, eventually, free_port, install_crypto_provider, pki,
-    rustls_client_config, H2_AND_HTTP11,
+    ca_pem, client_builder_over, eventually, install_crypto_provider, pki, rustls_client_config,
+    write, H2_AND_HTTP11,
 };
-
-/// Runs `$0 "$@"` (pullcheck and its arguments) in the background with its output appended to
-/// `$PULLCHECK_TEST_LOG`, prints its pid, and exits with its status. A watcher blocks reading
-/// the wrapper's stdin (kept as fd 3, because a background list gets /dev/null as stdin): the
-/// test process holds the only write end, so if it dies without dropping the [`Webhook`]
-/// (abort, SIGKILL) the read returns and pullcheck is killed instead of lingering.
-const WRAPPER: &str = r#"
-exec 3<&0
-"$0" "$@" </dev/null >>"$PULLCHECK_TEST_LOG" 2>&1 3<&- &
-pc=$!
-echo "$pc"
-( read -r _ <&3; kill -9 "$pc" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
-watch=$!
-exec 3<&-
-wait "$pc"
-status=$?
-kill "$watch" 2>/dev/null
-exit "$status"
-"#;
 
 /// How long a started binary may take to answer `GET /readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -117,15 +98,10 @@ impl WebhookOptions {
 /// if the process has not exited 2 s later.
 pub struct Webhook {
     addr: SocketAddr,
-    /// pid of pullcheck itself (not of the wrapper shell).
-    pid: u32,
-    wrapper: Option<Child>,
-    stdin: Option<ChildStdin>,
-    exit: Option<ExitStatus>,
     client: reqwest::Client,
-    log_path: PathBuf,
+    process: Process,
     // Last, so the files outlive the process.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// What the webhook answered to one POST.
@@ -213,9 +189,9 @@ impl Webhook {
         Webhook::start(WebhookOptions::default()).await
     }
 
-    /// Starts `pullcheck serve` and waits until `GET /readyz` answers 200. A port another
-    /// process took between [`free_port`] and the bind is retried with a new one. Panics with
-    /// the binary's log if it does not come up.
+    /// Starts `pullcheck serve` and waits until `GET /readyz` answers 200, on another port when
+    /// someone else took the first ([`on_a_free_port`]). Panics with the binary's log if it does
+    /// not come up.
     pub async fn start(options: WebhookOptions) -> Webhook {
         install_crypto_provider();
         let dir = tempfile::Builder::new()
@@ -236,10 +212,7 @@ impl Webhook {
         let client = api_server_client();
         let log_path = dir.path().join("pullcheck.log");
 
-        let mut dir = Some(dir);
-        let mut last_log = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
+        let started = on_a_free_port("cannot listen", async |port| {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
             let mut args: Vec<String> = vec![
                 "serve".into(),
@@ -266,13 +239,9 @@ impl Webhook {
             }
             args.extend(options.extra_args.iter().cloned());
 
-            let _ = std::fs::remove_file(&log_path);
-            let mut wrapper = Command::new("/bin/sh")
-                .arg("-c")
-                .arg(WRAPPER)
-                .arg(env!("CARGO_BIN_EXE_pullcheck"))
+            let mut command = Process::command(env!("CARGO_BIN_EXE_pullcheck"));
+            command
                 .args(&args)
-                .env("PULLCHECK_TEST_LOG", &log_path)
                 // Nothing from the developer's environment may change the flags' defaults.
                 .env_remove("PULLCHECK_CONFIG")
                 .env_remove("PULLCHECK_MODE")
@@ -282,67 +251,19 @@ impl Webhook {
                 .env_remove("PULLCHECK_LOG")
                 .env_remove("KUBERNETES_SERVICE_HOST")
                 .env("KUBECONFIG", "/nonexistent/pullcheck-test-kubeconfig")
-                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn the pullcheck wrapper");
-            let stdin = wrapper.stdin.take();
-            let mut line = String::new();
-            BufReader::new(wrapper.stdout.take().expect("wrapper stdout"))
-                .read_line(&mut line)
-                .expect("read pullcheck's pid");
-            let pid: u32 = line
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("the wrapper printed {line:?}, not a pid"));
-            let mut webhook = Webhook {
-                addr,
-                pid,
-                wrapper: Some(wrapper),
-                stdin,
-                exit: None,
-                client: client.clone(),
-                log_path: log_path.clone(),
-                dir: dir.take().expect("temp dir"),
-            };
-            match webhook.wait_ready().await {
-                Ok(()) => return webhook,
-                Err(log) => {
-                    webhook.kill();
-                    dir = Some(std::mem::replace(
-                        &mut webhook.dir,
-                        tempfile::tempdir().expect("placeholder temp dir"),
-                    ));
-                    last_log = log;
-                    if !last_log.contains("cannot listen") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("pullcheck serve did not become ready; its log:\n{last_log}");
-    }
-
-    /// Waits for our own process to log that it serves (so a server of another test that took
-    /// the port cannot pass for ours), then for `/readyz` to answer 200.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let ready = eventually(READY_TIMEOUT, async || {
-            self.try_exit().is_some()
-                || (self.log().contains("serving HTTPS")
-                    && matches!(self.try_get("/readyz").await, Ok((200, _))))
+                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut process = Process::spawn(command, &log_path);
+            wait_ready(&mut process, &client, addr).await?;
+            Ok((addr, process))
         })
         .await;
-        if self.try_exit().is_some() {
-            Err(self.log())
-        } else if ready {
-            Ok(())
-        } else {
-            Err(format!(
-                "(not ready after {READY_TIMEOUT:?})\n{}",
-                self.log()
-            ))
+        let (addr, process) = started
+            .unwrap_or_else(|log| panic!("pullcheck serve did not become ready; its log:\n{log}"));
+        Webhook {
+            addr,
+            client,
+            process,
+            _dir: dir,
         }
     }
 
@@ -400,22 +321,12 @@ impl Webhook {
     }
 
     async fn try_get(&self, path: &str) -> Result<(u16, String), reqwest::Error> {
-        let (client, url) = (self.client.clone(), self.url(path));
-        on_client_runtime(async move {
-            let response = client.get(url).send().await?;
-            let status = response.status().as_u16();
-            Ok((status, response.text().await.unwrap_or_default()))
-        })
-        .await
+        get(&self.client, &self.url(path)).await
     }
 
     /// Everything the binary wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        self.process.log()
     }
 
     /// The log lines that are JSON objects.
@@ -437,70 +348,62 @@ impl Webhook {
 
     /// Sends `signal` (`-TERM`, `-KILL`, ...) to pullcheck.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .expect("run kill");
-        assert!(
-            status.success() || self.exit.is_some(),
-            "kill {signal} {} failed",
-            self.pid
-        );
+        self.process.signal(signal);
     }
 
     /// The exit status, if pullcheck has exited.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            if let Some(wrapper) = self.wrapper.as_mut() {
-                if let Ok(Some(status)) = wrapper.try_wait() {
-                    self.exit = Some(status);
-                }
-            }
-        }
-        self.exit
+        self.process.try_exit()
     }
 
     /// Waits up to `timeout` for pullcheck to exit (async: the test's runtime keeps running).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        eventually(timeout, async || self.try_exit().is_some()).await;
-        self.exit
-    }
-
-    fn wait_exit_blocking(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL now (through the watcher, which owns no other process) and reap the wrapper.
-    fn kill(&mut self) {
-        drop(self.stdin.take());
-        if self.wait_exit_blocking(Duration::from_secs(2)).is_none() {
-            if let Some(wrapper) = self.wrapper.as_mut() {
-                let _ = wrapper.kill();
-                let _ = wrapper.wait();
-            }
-        }
-        self.wrapper = None;
+        self.process.wait_exit(timeout).await
     }
 }
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        if self.try_exit().is_none() {
-            self.signal("-TERM");
-            let _ = self.wait_exit_blocking(Duration::from_secs(2));
-        }
-        self.kill();
+        self.process.terminate(Duration::from_secs(2));
     }
+}
+
+/// Waits for `process` to log that it serves (so a server of another test that took the port
+/// cannot pass for ours), then for `/readyz` at `addr` to answer 200. `Err` holds the log when
+/// the process exits or is not ready in time.
+async fn wait_ready(
+    process: &mut Process,
+    client: &reqwest::Client,
+    addr: SocketAddr,
+) -> Result<(), String> {
+    let url = format!("https://{addr}/readyz");
+    let ready = eventually(READY_TIMEOUT, async || {
+        process.try_exit().is_some()
+            || (process.log().contains("serving HTTPS")
+                && matches!(get(client, &url).await, Ok((200, _))))
+    })
+    .await;
+    if process.try_exit().is_some() {
+        Err(process.log())
+    } else if ready {
+        Ok(())
+    } else {
+        Err(format!(
+            "(not ready after {READY_TIMEOUT:?})\n{}",
+            process.log()
+        ))
+    }
+}
+
+/// `GET url` -> (status, body), on the client's runtime.
+async fn get(client: &reqwest::Client, url: &str) -> Result<(u16, String), reqwest::Error> {
+    let (client, url) = (client.clone(), url.to_string());
+    on_client_runtime(async move {
+        let response = client.get(url).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
+    })
+    .await
 }
 
 /// Runs `future` on a runtime of its own, so the client's connections keep being served while
@@ -566,10 +469,6 @@ pub fn api_server_client() -> reqwest::Client {
     ))
     .build()
     .expect("API server client")
-}
-
-fn write(path: &Path, contents: &str) {
-    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 fn path_str(path: &Path) -> String {
