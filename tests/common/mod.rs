@@ -118,6 +118,12 @@ pub fn ca_pem() -> &'static str {
     &pki().ca.cert_pem
 }
 
+/// `https://<addr>`, or `http://<addr>` for a server without TLS; no trailing slash.
+pub fn base_url(addr: impl fmt::Display, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
 /// Writes `contents` to `path`, naming the path when that fails.
 pub fn write(path: &std::path::Path, contents: &str) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));

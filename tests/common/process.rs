@@ -110,6 +110,26 @@ impl Process {
         self.exit
     }
 
+    /// Waits up to `within` for `ready` to hold. `Err` holds the log when the program exits
+    /// first or `ready` never holds.
+    pub async fn wait_ready(
+        &mut self,
+        within: Duration,
+        mut ready: impl AsyncFnMut(&Process) -> bool,
+    ) -> Result<(), String> {
+        let done = eventually(within, async || {
+            self.try_exit().is_some() || ready(self).await
+        })
+        .await;
+        if self.try_exit().is_some() {
+            Err(self.log())
+        } else if done {
+            Ok(())
+        } else {
+            Err(format!("(not ready after {within:?})\n{}", self.log()))
+        }
+    }
+
     /// Sends `signal` (`-TERM`, `-KILL`, ...) to the program.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::process::{on_a_free_port, Process};
 use super::token::TokenService;
-use super::{basic_auth_value, ca_pem, client_builder, eventually, pki, write};
+use super::{base_url, basic_auth_value, ca_pem, client_builder, pki, write};
 
 /// Where Debian's `docker-registry` package puts the binary.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -152,13 +152,9 @@ impl TestRegistry {
             .build()
             .expect("registry client");
         let log_path = path("registry.log");
-        let url = |addr: &str| {
-            let scheme = if tls { "https" } else { "http" };
-            format!("{scheme}://{addr}")
-        };
         let started = on_a_free_port("address already in use", async |port| {
             let addr = format!("127.0.0.1:{port}");
-            // Answered on every response, so a server that took the port cannot pass for ours.
+            // Sent back on every response: a server that took the port cannot pass for ours.
             let id = random_secret();
             write(
                 &path("config.yml"),
@@ -167,7 +163,18 @@ impl TestRegistry {
             let mut command = Process::command(REGISTRY_BIN);
             command.arg("serve").arg(path("config.yml"));
             let mut process = Process::spawn(command, &log_path);
-            wait_ready(&mut process, &client, &url(&addr), &id).await?;
+            let ping = format!("{}/v2/", base_url(&addr, tls));
+            process
+                .wait_ready(Duration::from_secs(10), async |_| {
+                    let Ok(response) = client.get(&ping).send().await else {
+                        return false;
+                    };
+                    response
+                        .headers()
+                        .get("x-pullcheck-registry")
+                        .is_some_and(|v| v.as_bytes() == id.as_bytes())
+                })
+                .await?;
             Ok((addr, process))
         })
         .await;
@@ -193,8 +200,7 @@ impl TestRegistry {
 
     /// `https://127.0.0.1:PORT` (`http://` for [`Self::start_plain_http`]).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        base_url(&self.addr, self.tls)
     }
 
     /// `127.0.0.1:PORT/<repository>:<tag>`.
@@ -264,38 +270,6 @@ impl TestRegistry {
                 Some(format!("Bearer {token}"))
             }
         }
-    }
-}
-
-/// Polls `GET /v2/` until the answer carries this instance's `X-Pullcheck-Registry` header `id`
-/// (so a different server that grabbed the port cannot pass for ours). `Err` holds the log when
-/// the process exits or 10 s pass.
-async fn wait_ready(
-    process: &mut Process,
-    client: &reqwest::Client,
-    url: &str,
-    id: &str,
-) -> Result<(), String> {
-    let ping = format!("{url}/v2/");
-    let ready = eventually(Duration::from_secs(10), async || {
-        if process.try_exit().is_some() {
-            return true;
-        }
-        let Ok(response) = client.get(&ping).send().await else {
-            return false;
-        };
-        response
-            .headers()
-            .get("x-pullcheck-registry")
-            .is_some_and(|v| v.as_bytes() == id.as_bytes())
-    })
-    .await;
-    if process.try_exit().is_some() {
-        Err(process.log())
-    } else if ready {
-        Ok(())
-    } else {
-        Err(format!("(not ready after 10 s)\n{}", process.log()))
     }
 }
 

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
-use super::pki;
+use super::{base_url, pki};
 
 /// One request as a test server received it. The router's handlers find it among the request's
 /// extensions (`axum::Extension<RecordedRequest>`).
@@ -196,11 +196,6 @@ impl ServerThread {
     pub fn clear_requests(&self) {
         lock(&self.log).requests.clear();
     }
-}
-
-fn base_url(addr: SocketAddr, tls: bool) -> String {
-    let scheme = if tls { "https" } else { "http" };
-    format!("{scheme}://{addr}")
 }
 
 /// Records each request of a connection in the server's log.

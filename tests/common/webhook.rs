@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::process::{on_a_free_port, Process};
 use super::review::Review;
 use super::{
-    ca_pem, client_builder_over, eventually, install_crypto_provider, pki, rustls_client_config,
-    write, H2_AND_HTTP11,
+    ca_pem, client_builder_over, install_crypto_provider, pki, rustls_client_config, write,
+    H2_AND_HTTP11,
 };
 
 /// How long a started binary may take to answer `GET /readyz` with 200.
@@ -253,7 +253,15 @@ impl Webhook {
                 .env("KUBECONFIG", "/nonexistent/pullcheck-test-kubeconfig")
                 .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let mut process = Process::spawn(command, &log_path);
-            wait_ready(&mut process, &client, addr).await?;
+            let readyz = format!("https://{addr}/readyz");
+            // Our own process must say it serves, so a server of another test that took the
+            // port cannot pass for ours.
+            process
+                .wait_ready(READY_TIMEOUT, async |process| {
+                    process.log().contains("serving HTTPS")
+                        && matches!(get(&client, &readyz).await, Ok((200, _)))
+                })
+                .await?;
             Ok((addr, process))
         })
         .await;
@@ -365,33 +373,6 @@ impl Webhook {
 impl Drop for Webhook {
     fn drop(&mut self) {
         self.process.terminate(Duration::from_secs(2));
-    }
-}
-
-/// Waits for `process` to log that it serves (so a server of another test that took the port
-/// cannot pass for ours), then for `/readyz` at `addr` to answer 200. `Err` holds the log when
-/// the process exits or is not ready in time.
-async fn wait_ready(
-    process: &mut Process,
-    client: &reqwest::Client,
-    addr: SocketAddr,
-) -> Result<(), String> {
-    let url = format!("https://{addr}/readyz");
-    let ready = eventually(READY_TIMEOUT, async || {
-        process.try_exit().is_some()
-            || (process.log().contains("serving HTTPS")
-                && matches!(get(client, &url).await, Ok((200, _))))
-    })
-    .await;
-    if process.try_exit().is_some() {
-        Err(process.log())
-    } else if ready {
-        Ok(())
-    } else {
-        Err(format!(
-            "(not ready after {READY_TIMEOUT:?})\n{}",
-            process.log()
-        ))
     }
 }
 
