@@ -203,11 +203,6 @@ impl FakeRegistry {
         format!("{}/{repository}:{tag}", self.addr())
     }
 
-    /// PEM of the CA that signed the fake's certificate (the shared test CA).
-    pub fn ca_pem(&self) -> &'static str {
-        super::ca_pem()
-    }
-
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.server.requests()

@@ -22,6 +22,7 @@ pub mod inprocess;
 mod process;
 mod registry;
 pub mod review;
+mod scratch;
 mod server;
 mod timefmt;
 mod token;
@@ -35,6 +36,7 @@ pub use server::RecordedRequest;
 pub use token::{TokenRules, TokenService};
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -118,6 +120,18 @@ pub fn ca_pem() -> &'static str {
     &pki().ca.cert_pem
 }
 
+/// A file holding [`ca_pem`], for what takes the CA as a path (`--registry-ca`,
+/// `RegistrySettings::extra_ca_files`). Written once per test process.
+pub fn ca_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        // Kept for the whole process; a later one sweeps it (see `scratch`).
+        let path = scratch::dir("ca").keep().join("ca.pem");
+        write(&path, ca_pem());
+        path
+    })
+}
+
 /// `https://<addr>`, or `http://<addr>` for a server without TLS; no trailing slash.
 pub fn base_url(addr: impl fmt::Display, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
@@ -125,7 +139,7 @@ pub fn base_url(addr: impl fmt::Display, tls: bool) -> String {
 }
 
 /// Writes `contents` to `path`, naming the path when that fails.
-pub fn write(path: &std::path::Path, contents: &str) {
+pub fn write(path: &Path, contents: &str) {
     std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 

@@ -1,11 +1,11 @@
 //! A real registry: Debian's `docker-registry` (CNCF distribution 2.8.2) as a child process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::process::{on_a_free_port, Process};
 use super::token::TokenService;
-use super::{base_url, basic_auth_value, ca_pem, client_builder, pki, write};
+use super::{base_url, basic_auth_value, ca_file, client_builder, pki, scratch, write};
 
 /// Where Debian's `docker-registry` package puts the binary.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -75,7 +75,6 @@ pub struct TestRegistry {
     token: Option<TokenService>,
     push_auth: PushAuth,
     client: reqwest::Client,
-    ca_path: PathBuf,
     // Last, so the directory is removed after the process has been reaped.
     _dir: tempfile::TempDir,
 }
@@ -100,16 +99,11 @@ impl TestRegistry {
             "{REGISTRY_BIN} is missing: run ./scripts/test.sh, or \
              apt-get install -y --no-install-recommends docker-registry"
         );
-        sweep_abandoned_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
-            .tempdir_in(temp_base())
-            .expect("registry temp dir");
+        let dir = scratch::dir("registry");
         let root = dir.path().to_path_buf();
         let path = |name: &str| root.join(name);
         write(&path("tls.crt"), &pki().leaf.cert_pem);
         write(&path("tls.key"), &pki().leaf.key_pem);
-        write(&path("ca.pem"), ca_pem());
         std::fs::create_dir(path("storage")).expect("storage dir");
 
         let (auth_yaml, users, push_auth, token) = match auth {
@@ -188,7 +182,6 @@ impl TestRegistry {
             token,
             push_auth,
             client,
-            ca_path: path("ca.pem"),
             _dir: dir,
         }
     }
@@ -210,8 +203,8 @@ impl TestRegistry {
 
     /// Path of a file holding the PEM of the CA that signed the registry's certificate (the
     /// shared test CA).
-    pub fn ca_file(&self) -> &Path {
-        &self.ca_path
+    pub fn ca_file(&self) -> &'static Path {
+        ca_file()
     }
 
     /// The harness's own client (trusts the CA, sends no credentials by itself).
@@ -309,59 +302,6 @@ fn parse_access_line(line: &str) -> Option<AccessLogEntry> {
         target,
         status,
     })
-}
-
-/// Temporary directories are named `<prefix><pid of the test process>-<random>`.
-const DIR_PREFIX: &str = "pullcheck-registry-";
-
-/// `/dev/shm` when it is a writable directory, else the usual temporary directory. The filesystem
-/// driver fsyncs every blob and manifest it commits; on tmpfs a push costs about a fifth of what
-/// it costs on a disk, which makes seeding the fixtures 4 to 5 times faster.
-fn temp_base() -> PathBuf {
-    static BASE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        let usable = shm.is_dir()
-            && tempfile::Builder::new()
-                .prefix("pullcheck-probe-")
-                .tempdir_in(shm)
-                .is_ok();
-        if usable {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        }
-    })
-    .clone()
-}
-
-/// Removes the directories of test processes that died without dropping their registries
-/// (SIGKILL, Ctrl-C): the wrapper kills those registries, but nobody removes their storage. Only
-/// directories whose owning process no longer exists are touched; once per test process.
-fn sweep_abandoned_dirs() {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        if !Path::new("/proc/self").exists() {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(temp_base()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(DIR_PREFIX))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    });
 }
 
 /// 32 hex characters from the OS random source.

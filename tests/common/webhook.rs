@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::process::{on_a_free_port, Process};
 use super::review::Review;
 use super::{
-    ca_pem, client_builder_over, install_crypto_provider, pki, rustls_client_config, write,
-    H2_AND_HTTP11,
+    ca_file, ca_pem, client_builder_over, install_crypto_provider, pki, rustls_client_config,
+    scratch, write, H2_AND_HTTP11,
 };
 
 /// How long a started binary may take to answer `GET /readyz` with 200.
@@ -194,16 +194,11 @@ impl Webhook {
     /// not come up.
     pub async fn start(options: WebhookOptions) -> Webhook {
         install_crypto_provider();
-        let dir = tempfile::Builder::new()
-            .prefix("pullcheck-webhook-")
-            .tempdir()
-            .expect("webhook temp dir");
+        let dir = scratch::dir("webhook");
         let cert = dir.path().join("tls.crt");
         let key = dir.path().join("tls.key");
-        let ca = dir.path().join("registry-ca.pem");
         write(&cert, &pki().leaf.cert_pem);
         write(&key, &pki().leaf.key_pem);
-        write(&ca, ca_pem());
         let config = options.config.as_ref().map(|yaml| {
             let path = dir.path().join("config.yaml");
             write(&path, yaml);
@@ -226,7 +221,7 @@ impl Webhook {
                 "json".into(),
             ];
             if options.registry_ca {
-                args.extend(["--registry-ca".into(), path_str(&ca)]);
+                args.extend(["--registry-ca".into(), path_str(ca_file())]);
             }
             if let Some(path) = &config {
                 args.extend(["--config".into(), path_str(path)]);

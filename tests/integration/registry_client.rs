@@ -295,7 +295,7 @@ async fn token_service_rejecting_the_password_is_unauthorized_with_credentials()
 #[tokio::test]
 async fn rate_limits_carry_retry_after_in_both_forms() {
     let fake = FakeRegistry::always(Reply::too_many_requests_secs(30));
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await;
@@ -361,7 +361,7 @@ async fn server_errors_and_garbage_are_registry_errors() {
     ];
     for (reply, expected) in cases {
         let fake = FakeRegistry::always(reply.clone());
-        let client = client_for(&write_ca(fake.ca_pem()));
+        let client = client_for(common::ca_file());
         let got = client
             .resolve(&image(&fake.image("lib/app", "v1")), None)
             .await;
@@ -372,7 +372,7 @@ async fn server_errors_and_garbage_are_registry_errors() {
     }
     // 200 without a digest still proves the manifest exists; nothing to hash, no GET.
     let fake = FakeRegistry::always(Reply::garbage_ok());
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await
@@ -390,7 +390,7 @@ async fn a_token_service_answering_garbage_is_a_registry_error() {
             req.bearer_challenge("repository:lib/app:pull")
         }
     });
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await;
@@ -453,7 +453,7 @@ async fn names_why_a_registry_is_unreachable() {
     );
     // A stall.
     let fake = FakeRegistry::always(Reply::Stall);
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let stalled = client.resolve(&image(&fake.image("app", "v1")), None).await;
     assert!(
         matches!(
@@ -498,16 +498,6 @@ async fn insecure_registries_are_spoken_to_over_plain_http() {
 
 /// Whether an error is the one a case expects.
 type Expectation = fn(&RegistryError) -> bool;
-
-fn write_ca(pem: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pullcheck-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("ca.crt");
-    if !path.exists() {
-        std::fs::write(&path, pem).expect("write ca");
-    }
-    path
-}
 
 #[tokio::test]
 async fn reads_index_platforms_and_single_manifest_configs_by_digest() {
@@ -586,7 +576,7 @@ async fn content_that_does_not_match_its_digest_is_rejected() {
             )
         }
     });
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let reference = image(&fake.image("lib/app", "v1"));
     let resolved = client.resolve(&reference, None).await.expect("head");
     let got = client

@@ -13,14 +13,10 @@ use std::time::Duration;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn client(fake: &FakeRegistry) -> RegistryClient {
+fn client() -> RegistryClient {
     common::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("pullcheck-quirks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let ca = dir.join("ca.crt");
-    std::fs::write(&ca, fake.ca_pem()).expect("ca");
     RegistryClient::new(&RegistrySettings {
-        extra_ca_files: vec![ca],
+        extra_ca_files: vec![common::ca_file().to_path_buf()],
         request_timeout: Duration::from_secs(3),
         ..RegistrySettings::default()
     })
@@ -55,7 +51,7 @@ async fn a_basic_challenge_for_one_repository_does_not_refuse_anonymous_reads_of
         Some(_) if has_basic(req) => ok('b'),
         _ => Reply::unauthorized("Basic realm=\"corp\""),
     });
-    let client = client(&fake);
+    let client = client();
     let public = image(&fake, "public/app");
     let private = image(&fake, "private/app");
     assert!(client.resolve(&public, None).await.is_ok());
@@ -95,7 +91,7 @@ async fn follows_a_token_service_that_moved() {
             ))
         }
     });
-    let client = client(&fake);
+    let client = client();
     let reference = image(&fake, "lib/app");
     let user = Credential::new("u", "p", "secret ns/x");
     assert!(client.resolve(&reference, Some(&user)).await.is_ok());
@@ -118,14 +114,14 @@ async fn an_absurd_token_lifetime_is_bounded_not_a_panic() {
             req.bearer_challenge("repository:lib/app:pull")
         }
     });
-    let client = client(&fake);
+    let client = client();
     assert!(client.resolve(&image(&fake, "lib/app"), None).await.is_ok());
 }
 
 #[tokio::test]
 async fn a_malformed_or_lying_digest_is_a_registry_error() {
     let fake = FakeRegistry::always(answer_with_digest("sha256:../../etc"));
-    let got = client(&fake).resolve(&image(&fake, "lib/app"), None).await;
+    let got = client().resolve(&image(&fake, "lib/app"), None).await;
     assert!(
         matches!(got, Err(RegistryError::Protocol { .. })),
         "{got:?}"
@@ -133,7 +129,7 @@ async fn a_malformed_or_lying_digest_is_a_registry_error() {
 
     let fake = FakeRegistry::always(ok('e'));
     let asked = format!("{}/lib/app@sha256:{}", fake.addr(), "f".repeat(64));
-    let got = client(&fake)
+    let got = client()
         .resolve(&ImageRef::parse_normalized(&asked).expect("ref"), None)
         .await;
     assert!(
@@ -159,7 +155,7 @@ async fn suggestions_follow_a_paginated_tag_list() {
             _ => Reply::status(404),
         }
     });
-    let got = client(&fake)
+    let got = client()
         .resolve(
             &ImageRef::parse_normalized(&fake.image("lib/app", "v2.0.l")).expect("ref"),
             None,
@@ -184,7 +180,7 @@ async fn a_stalling_tag_list_still_reports_not_found_promptly() {
         }
     });
     let started = std::time::Instant::now();
-    let got = client(&fake).resolve(&image(&fake, "lib/app"), None).await;
+    let got = client().resolve(&image(&fake, "lib/app"), None).await;
     assert_eq!(
         got,
         Err(RegistryError::ManifestUnknown {
@@ -209,7 +205,7 @@ async fn credentials_never_go_to_a_plain_http_token_realm() {
             Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
         }
     });
-    let client = client(&fake);
+    let client = client();
     let reference = image(&fake, "lib/app");
     // Anonymous: nothing secret to leak, the token is fetched.
     assert!(client.resolve(&reference, None).await.is_ok());
