@@ -933,48 +933,25 @@ impl Filter {
         params: &HashMap<String, String>,
     ) -> Result<Filter, String> {
         let mut labels = Vec::new();
-        for term in params
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        for term in selector_terms(params, "labelSelector") {
             if term.contains('(') || term.contains(' ') {
                 return Err(format!(
                     "the fake API server does not implement set-based label selectors: {term:?}"
                 ));
             }
-            let requirement = if let Some((k, v)) = term.split_once("!=") {
-                LabelRequirement::NotEquals(k.to_string(), v.to_string())
-            } else if let Some((k, v)) = term.split_once("==") {
-                LabelRequirement::Equals(k.to_string(), v.to_string())
-            } else if let Some((k, v)) = term.split_once('=') {
-                LabelRequirement::Equals(k.to_string(), v.to_string())
-            } else if let Some(k) = term.strip_prefix('!') {
-                LabelRequirement::NotExists(k.to_string())
-            } else {
-                LabelRequirement::Exists(term.to_string())
+            let requirement = match equality(term) {
+                Some((k, v, true)) => LabelRequirement::NotEquals(k.to_string(), v.to_string()),
+                Some((k, v, false)) => LabelRequirement::Equals(k.to_string(), v.to_string()),
+                None => match term.strip_prefix('!') {
+                    Some(k) => LabelRequirement::NotExists(k.to_string()),
+                    None => LabelRequirement::Exists(term.to_string()),
+                },
             };
             labels.push(requirement);
         }
         let mut fields = Vec::new();
-        for term in params
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let (path, value, negate) = if let Some((k, v)) = term.split_once("!=") {
-                (k, v, true)
-            } else if let Some((k, v)) = term.split_once("==") {
-                (k, v, false)
-            } else if let Some((k, v)) = term.split_once('=') {
-                (k, v, false)
-            } else {
+        for term in selector_terms(params, "fieldSelector") {
+            let Some((path, value, negate)) = equality(term) else {
                 return Err(format!(
                     "invalid selector: '{term}'; can't understand '{term}'"
                 ));
@@ -1018,6 +995,30 @@ impl Filter {
                 .fields
                 .iter()
                 .all(|r| (field_value(self.kind, obj, &r.path) == r.value) != r.negate)
+    }
+}
+
+/// The comma-separated terms of selector parameter `name` (none when it is absent).
+fn selector_terms<'a>(
+    params: &'a HashMap<String, String>,
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// `k!=v` -> (k, v, negated); `k==v` and `k=v` -> (k, v, not negated).
+fn equality(term: &str) -> Option<(&str, &str, bool)> {
+    if let Some((k, v)) = term.split_once("!=") {
+        Some((k, v, true))
+    } else {
+        let (k, v) = term.split_once("==").or_else(|| term.split_once('='))?;
+        Some((k, v, false))
     }
 }
 
