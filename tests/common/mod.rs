@@ -1,4 +1,5 @@
-//! Shared integration-test harness: a real registry, a token service for it, and a fake registry.
+//! Shared integration-test harness: real and fake servers for the suites to check against, and
+//! the one way each common chore is done.
 //!
 //! * [`TestRegistry`] runs Debian's `docker-registry` (CNCF distribution 2.8.2) over TLS on a free
 //!   127.0.0.1 port with storage in its own temporary directory, with no auth, htpasswd (bcrypt) or
@@ -6,11 +7,18 @@
 //!   [`TestRegistry::push_index`], ...) and [`Fixtures::seed`] pushes the standard set.
 //! * [`TokenService`] issues ES256 JWTs that distribution accepts, with per-test access rules, and
 //!   records every token request.
-//! * [`FakeRegistry`] answers whatever a test scripts (429, 5xx, stalls, garbage, odd challenges)
-//!   and counts requests per method and path.
+//! * [`FakeRegistry`] answers whatever a test scripts (429, 5xx, stalls, garbage, odd challenges);
+//!   [`apiserver::FakeApiServer`] speaks kube-apiserver's wire format for the core objects.
+//! * [`webhook::Webhook`] runs the real `pullcheck serve`; [`inprocess`] runs the checker without
+//!   the server.
+//!
+//! One of each: AdmissionReviews come from [`review::Review`]; every wait is [`eventually`]; every
+//! TLS client is built on [`rustls_client_config`]; every test server (`server::ServerThread`)
+//! records what it receives as a [`RecordedRequest`]; every child process goes through
+//! `process::Process`; every temporary directory comes from `scratch`.
 //!
 //! Every server in one test binary presents a certificate from the same development CA
-//! ([`ca_pem`]), so one client from [`client_builder`] reaches all of them.
+//! ([`ca_pem`], as a file [`ca_file`]), so one client from [`client_builder`] reaches all of them.
 //!
 //! Compiled once, as a module of the one integration-test binary (`tests/integration/main.rs`):
 //! suites reach it as `crate::common`, and an item none of them uses is a dead-code warning.

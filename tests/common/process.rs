@@ -166,7 +166,7 @@ impl Process {
         self.wrapper = None;
     }
 
-    /// [`Self::wait_exit`] for `Drop`, which cannot await: the one blocking wait of the harness.
+    /// [`Self::wait_exit`] for `Drop`, which cannot await.
     fn wait_exit_blocking(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while self.wrapper.is_some() && self.try_exit().is_none() && Instant::now() < deadline {
