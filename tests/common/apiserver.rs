@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -34,42 +35,17 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::server::ServerThread;
+use super::server::{RecordedRequest, ServerThread};
 use super::timefmt;
 
 /// The bearer token of the user in [`FakeApiServer::kubeconfig`]. Dummy: the fake checks nothing.
 pub const FAKE_TOKEN: &str = "fake-apiserver-token";
 
-/// A request as the fake received it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiRequest {
-    pub method: String,
-    pub path: String,
-    /// The raw query string, if any (kube sends e.g. `&watch=true&resourceVersion=12`).
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl ApiRequest {
-    /// The decoded value of query parameter `name` (first occurrence).
-    pub fn param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
+/// What the fake API server reads from a request, besides what every test server does.
+impl RecordedRequest {
     /// Whether this is a WATCH (`watch=true` or `watch=1`).
     pub fn is_watch(&self) -> bool {
         matches!(self.param("watch").as_deref(), Some("true" | "1"))
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -175,7 +151,6 @@ struct Store {
 struct Inner {
     store: Mutex<Store>,
     changed: Notify,
-    log: Mutex<Vec<ApiRequest>>,
     down: Mutex<Option<u16>>,
     stall: AtomicBool,
     path_status: Mutex<Vec<(String, u16)>>,
@@ -220,7 +195,6 @@ impl FakeApiServer {
                 next_continuation: 1,
             }),
             changed: Notify::new(),
-            log: Mutex::new(Vec::new()),
             down: Mutex::new(None),
             stall: AtomicBool::new(false),
             path_status: Mutex::new(Vec::new()),
@@ -238,11 +212,6 @@ impl FakeApiServer {
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`, no trailing slash.
     pub fn url(&self) -> String {
         self.server.base_url()
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn addr(&self) -> String {
-        self.server.addr().to_string()
     }
 
     /// Creates or replaces an object. `kind` (Secret, ServiceAccount, Node, Namespace, ConfigMap,
@@ -353,16 +322,6 @@ impl FakeApiServer {
         Some(obj)
     }
 
-    /// The stored object, if any (`namespace` ignored for cluster-scoped kinds).
-    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let kind = kind_named(kind);
-        let ns = if kind.namespaced { namespace } else { "" };
-        lock(&self.inner.store)
-            .objects
-            .get(&(kind.kind, ns.to_string(), name.to_string()))
-            .cloned()
-    }
-
     /// The latest resourceVersion handed out.
     pub fn resource_version(&self) -> u64 {
         lock(&self.inner.store).rv
@@ -425,40 +384,28 @@ impl FakeApiServer {
     }
 
     /// Every request so far, oldest first.
-    pub fn requests(&self) -> Vec<ApiRequest> {
-        lock(&self.inner.log).clone()
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        lock(&self.inner.log).clear();
+        self.server.clear_requests();
     }
 
     /// How many `method` requests went to `path_prefix` or below it, segment-wise:
     /// `count("GET", "/api/v1/nodes")` counts `/api/v1/nodes` and `/api/v1/nodes/a`, and
     /// `count("GET", ".../secrets/regcred")` does not count `.../secrets/regcred2`. LISTs and
-    /// WATCHes of a collection are both GETs of its path; see [`Self::count_watches`].
+    /// WATCHes of a collection are both GETs of its path; see [`Self::count_lists`].
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == method && under(&r.path, path_prefix))
-            .count()
-    }
-
-    /// How many WATCH requests went to `path_prefix` or below it.
-    pub fn count_watches(&self, path_prefix: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == "GET" && r.is_watch() && under(&r.path, path_prefix))
-            .count()
+        self.server
+            .count_requests(|r| r.method == method && under(&r.path, path_prefix))
     }
 
     /// How many LIST requests (GET of a collection without `watch`) went to exactly `path`.
     pub fn count_lists(&self, path: &str) -> usize {
-        lock(&self.inner.log)
-            .iter()
-            .filter(|r| r.method == "GET" && !r.is_watch() && r.path == path)
-            .count()
+        self.server
+            .count_requests(|r| r.method == "GET" && !r.is_watch() && r.path == path)
     }
 
     /// The text of a kubeconfig pointing at this fake: cluster `fake` (server URL, and for HTTPS
@@ -776,24 +723,10 @@ fn parse_target(path: &str) -> Option<Target> {
     }
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    let recorded = ApiRequest {
-        method: request.method().as_str().to_string(),
-        path: request.uri().path().to_string(),
-        query: request.uri().query().map(str::to_string),
-        headers: request
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    };
-    lock(&inner.log).push(recorded.clone());
-
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    Extension(recorded): Extension<RecordedRequest>,
+) -> Response {
     if inner.stall.load(Ordering::SeqCst) {
         return std::future::pending().await;
     }
@@ -857,7 +790,7 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
                     Ok(filter) => filter,
                     Err(message) => return bad_request(&message),
                 };
-                if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
+                if recorded.is_watch() {
                     watch(&inner, kind, filter, &params)
                 } else {
                     list(&inner, kind, &filter, &params)
@@ -1000,48 +933,25 @@ impl Filter {
         params: &HashMap<String, String>,
     ) -> Result<Filter, String> {
         let mut labels = Vec::new();
-        for term in params
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        for term in selector_terms(params, "labelSelector") {
             if term.contains('(') || term.contains(' ') {
                 return Err(format!(
                     "the fake API server does not implement set-based label selectors: {term:?}"
                 ));
             }
-            let requirement = if let Some((k, v)) = term.split_once("!=") {
-                LabelRequirement::NotEquals(k.to_string(), v.to_string())
-            } else if let Some((k, v)) = term.split_once("==") {
-                LabelRequirement::Equals(k.to_string(), v.to_string())
-            } else if let Some((k, v)) = term.split_once('=') {
-                LabelRequirement::Equals(k.to_string(), v.to_string())
-            } else if let Some(k) = term.strip_prefix('!') {
-                LabelRequirement::NotExists(k.to_string())
-            } else {
-                LabelRequirement::Exists(term.to_string())
+            let requirement = match equality(term) {
+                Some((k, v, true)) => LabelRequirement::NotEquals(k.to_string(), v.to_string()),
+                Some((k, v, false)) => LabelRequirement::Equals(k.to_string(), v.to_string()),
+                None => match term.strip_prefix('!') {
+                    Some(k) => LabelRequirement::NotExists(k.to_string()),
+                    None => LabelRequirement::Exists(term.to_string()),
+                },
             };
             labels.push(requirement);
         }
         let mut fields = Vec::new();
-        for term in params
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let (path, value, negate) = if let Some((k, v)) = term.split_once("!=") {
-                (k, v, true)
-            } else if let Some((k, v)) = term.split_once("==") {
-                (k, v, false)
-            } else if let Some((k, v)) = term.split_once('=') {
-                (k, v, false)
-            } else {
+        for term in selector_terms(params, "fieldSelector") {
+            let Some((path, value, negate)) = equality(term) else {
                 return Err(format!(
                     "invalid selector: '{term}'; can't understand '{term}'"
                 ));
@@ -1085,6 +995,30 @@ impl Filter {
                 .fields
                 .iter()
                 .all(|r| (field_value(self.kind, obj, &r.path) == r.value) != r.negate)
+    }
+}
+
+/// The comma-separated terms of selector parameter `name` (none when it is absent).
+fn selector_terms<'a>(
+    params: &'a HashMap<String, String>,
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// `k!=v` -> (k, v, negated); `k==v` and `k=v` -> (k, v, not negated).
+fn equality(term: &str) -> Option<(&str, &str, bool)> {
+    if let Some((k, v)) = term.split_once("!=") {
+        Some((k, v, true))
+    } else {
+        let (k, v) = term.split_once("==").or_else(|| term.split_once('='))?;
+        Some((k, v, false))
     }
 }
 

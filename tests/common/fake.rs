@@ -1,15 +1,15 @@
 //! A scripted registry for what a real one cannot be made to do on demand: rate limits, server
 //! errors, stalls, malformed answers and odd challenges. It records every request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 
-use super::server::ServerThread;
+use super::server::{RecordedRequest, ServerThread};
 use super::{timefmt, Digest};
 
 /// What the fake answers to one request.
@@ -58,14 +58,6 @@ impl Reply {
             .header("content-type", media_type)
             .header("docker-content-digest", Digest::of(body).as_str())
             .body(body.to_vec())
-    }
-
-    /// 200 with `{}`, as `GET /v2/` answers on an open registry.
-    pub fn ping_ok() -> Reply {
-        Reply::status(200)
-            .header("content-type", "application/json")
-            .header("docker-distribution-api-version", "registry/2.0")
-            .body("{}")
     }
 
     /// A distribution error body `{"errors":[{"code","message"}]}` with `status`.
@@ -135,37 +127,8 @@ impl Reply {
     }
 }
 
-/// A request as the handler sees it.
-#[derive(Clone, Debug)]
-pub struct FakeRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-    /// 0 for the first request this fake received, 1 for the next, ...
-    pub sequence: usize,
-    /// `https://127.0.0.1:PORT` of this fake.
-    pub base_url: String,
-}
-
-impl FakeRequest {
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The token of an `Authorization: Bearer <token>` header.
-    pub fn bearer(&self) -> Option<&str> {
-        let value = self.header("authorization")?;
-        let (scheme, token) = value.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then_some(token.trim())
-    }
-
+/// What the fake registry reads from a request, besides what every test server does.
+impl RecordedRequest {
     /// 401 with a Bearer challenge pointing at this fake's own `/token`, service `fake-registry`.
     pub fn bearer_challenge(&self, scope: &str) -> Reply {
         Reply::unauthorized(&format!(
@@ -182,49 +145,25 @@ impl FakeRequest {
     }
 }
 
-/// A recorded request (the handler's view without the bookkeeping).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl RecordedRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-type Handler = dyn Fn(&FakeRequest) -> Reply + Send + Sync;
-
-struct Inner {
-    handler: Box<Handler>,
-    log: Mutex<Vec<RecordedRequest>>,
-    sequence: AtomicUsize,
-    base_url: Mutex<String>,
-}
+type Handler = dyn Fn(&RecordedRequest) -> Reply + Send + Sync;
 
 /// An HTTPS server (shared test CA) on a free 127.0.0.1 port whose every answer comes from a
 /// handler. Runs until dropped.
 pub struct FakeRegistry {
-    inner: Arc<Inner>,
     server: ServerThread,
 }
 
 impl FakeRegistry {
     /// Answers every request with `handler(request)`.
-    pub fn start(handler: impl Fn(&FakeRequest) -> Reply + Send + Sync + 'static) -> FakeRegistry {
+    pub fn start(
+        handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> FakeRegistry {
         Self::spawn(Box::new(handler), true)
     }
 
     /// Like [`Self::start`] over plain HTTP.
     pub fn start_plain_http(
-        handler: impl Fn(&FakeRequest) -> Reply + Send + Sync + 'static,
+        handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
     ) -> FakeRegistry {
         Self::spawn(Box::new(handler), false)
     }
@@ -241,18 +180,12 @@ impl FakeRegistry {
     }
 
     fn spawn(handler: Box<Handler>, tls: bool) -> FakeRegistry {
-        let inner = Arc::new(Inner {
-            handler,
-            log: Mutex::new(Vec::new()),
-            sequence: AtomicUsize::new(0),
-            base_url: Mutex::new(String::new()),
-        });
         let router = axum::Router::new()
             .fallback(handle)
-            .with_state(inner.clone());
-        let server = ServerThread::spawn("fake", router, tls);
-        *inner.base_url.lock().expect("base url lock") = server.base_url();
-        FakeRegistry { inner, server }
+            .with_state(Arc::<Handler>::from(handler));
+        FakeRegistry {
+            server: ServerThread::spawn("fake", router, tls),
+        }
     }
 
     /// `127.0.0.1:PORT`: the registry host as it appears in an image reference.
@@ -270,74 +203,33 @@ impl FakeRegistry {
         format!("{}/{repository}:{tag}", self.addr())
     }
 
-    /// PEM of the CA that signed the fake's certificate (the shared test CA).
-    pub fn ca_pem(&self) -> &'static str {
-        super::ca_pem()
-    }
-
     /// Every request so far, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.lock().expect("log lock").clone()
+        self.server.requests()
     }
 
     /// How many requests so far.
     pub fn total(&self) -> usize {
-        self.inner.log.lock().expect("log lock").len()
+        self.server.count_requests(|_| true)
     }
 
     /// How many `method` requests (e.g. "HEAD") to exactly `path` (no query) so far.
     pub fn count(&self, method: &str, path: &str) -> usize {
-        self.inner
-            .log
-            .lock()
-            .expect("log lock")
-            .iter()
-            .filter(|r| r.method == method && r.path == path)
-            .count()
+        self.server
+            .count_requests(|r| r.method == method && r.path == path)
     }
 
     /// How many `method` requests so far, any path.
     pub fn count_method(&self, method: &str) -> usize {
-        self.inner
-            .log
-            .lock()
-            .expect("log lock")
-            .iter()
-            .filter(|r| r.method == method)
-            .count()
+        self.server.count_requests(|r| r.method == method)
     }
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let recorded = RecordedRequest {
-        method: request.method().as_str().to_string(),
-        path: request.uri().path().to_string(),
-        query: request.uri().query().map(str::to_string),
-        headers,
-    };
-    let fake_request = {
-        let mut log = inner.log.lock().expect("log lock");
-        log.push(recorded.clone());
-        FakeRequest {
-            method: recorded.method,
-            path: recorded.path,
-            query: recorded.query,
-            headers: recorded.headers,
-            sequence: inner.sequence.fetch_add(1, Ordering::SeqCst),
-            base_url: inner.base_url.lock().expect("base url lock").clone(),
-        }
-    };
-    match (inner.handler)(&fake_request) {
+async fn handle(
+    State(handler): State<Arc<Handler>>,
+    Extension(request): Extension<RecordedRequest>,
+) -> Response {
+    match handler(&request) {
         Reply::Stall => std::future::pending().await,
         Reply::Respond {
             status,

@@ -112,7 +112,6 @@ impl IndexFlavor {
 #[derive(Clone, Debug)]
 pub struct PushedIndex {
     pub digest: Digest,
-    pub media_type: &'static str,
     pub children: Vec<(Platform, Digest)>,
 }
 
@@ -156,24 +155,11 @@ impl TestRegistry {
     pub async fn push_blob(&self, repository: &str, bytes: &[u8]) -> Digest {
         let digest = Digest::of(bytes);
         let start_url = format!("{}/v2/{repository}/blobs/uploads/", self.url());
-        let started = self
+        let request = self
             .authorized(self.client().post(&start_url), repository)
-            .header(reqwest::header::CONTENT_LENGTH, "0")
-            .send()
-            .await
-            .expect("start blob upload");
-        assert_eq!(
-            started.status().as_u16(),
-            202,
-            "start blob upload in {repository}: {}",
-            started.text().await.unwrap_or_default()
-        );
-        let location = started
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .expect("upload Location header")
-            .to_string();
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let started = send(request, 202, &format!("start blob upload in {repository}")).await;
+        let location = header(&started, "location").expect("upload Location header");
         // Location may be absolute or relative, and already carries the upload state query.
         let mut upload = url::Url::parse(&self.url())
             .expect("registry URL")
@@ -182,19 +168,11 @@ impl TestRegistry {
         upload
             .query_pairs_mut()
             .append_pair("digest", digest.as_str());
-        let finished = self
+        let request = self
             .authorized(self.client().put(upload), repository)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .expect("finish blob upload");
-        assert_eq!(
-            finished.status().as_u16(),
-            201,
-            "finish blob upload in {repository}: {}",
-            finished.text().await.unwrap_or_default()
-        );
+            .body(bytes.to_vec());
+        send(request, 201, &format!("finish blob upload in {repository}")).await;
         digest
     }
 
@@ -209,27 +187,14 @@ impl TestRegistry {
     ) -> Digest {
         let digest = Digest::of(body);
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.url());
-        let response = self
+        let request = self
             .authorized(self.client().put(&url), repository)
             .header(reqwest::header::CONTENT_TYPE, media_type)
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("push manifest");
-        let status = response.status().as_u16();
-        let returned = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .body(body.to_vec());
+        let what = format!("push {media_type} to {repository}:{reference}");
+        let response = send(request, 201, &what).await;
         assert_eq!(
-            status,
-            201,
-            "push {media_type} to {repository}:{reference}: {}",
-            response.text().await.unwrap_or_default()
-        );
-        assert_eq!(
-            returned.as_deref(),
+            header(&response, "docker-content-digest").as_deref(),
             Some(digest.as_str()),
             "registry digest"
         );
@@ -397,33 +362,17 @@ impl TestRegistry {
             .await;
         self.push_manifest(repository, tag, flavor.media_type(), &body)
             .await;
-        PushedIndex {
-            digest,
-            media_type: flavor.media_type(),
-            children,
-        }
+        PushedIndex { digest, children }
     }
 
     /// Points `tag` at what `reference` (tag or digest) names, as `docker tag` + push would.
     pub async fn retag(&self, repository: &str, reference: &str, tag: &str) -> Digest {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.url());
-        let response = self
+        let request = self
             .authorized(self.client().get(&url), repository)
-            .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
-            .send()
-            .await
-            .expect("get manifest");
-        assert_eq!(
-            response.status().as_u16(),
-            200,
-            "get {repository}:{reference}"
-        );
-        let media_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .expect("manifest Content-Type")
-            .to_string();
+            .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT);
+        let response = send(request, 200, &format!("get {repository}:{reference}")).await;
+        let media_type = header(&response, "content-type").expect("manifest Content-Type");
         let body = response.bytes().await.expect("manifest body");
         self.push_manifest(repository, tag, &media_type, &body)
             .await
@@ -445,17 +394,10 @@ impl TestRegistry {
             .expect("HEAD manifest");
         match response.status().as_u16() {
             200 => {
-                let header = |name: &str| {
-                    response
-                        .headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
+                let value = |name| header(&response, name).unwrap_or_default();
                 Some((
-                    Digest::from_header(&header("docker-content-digest")),
-                    header("content-type"),
+                    Digest::from_header(&value("docker-content-digest")),
+                    value("content-type"),
                 ))
             }
             404 => None,
@@ -466,22 +408,6 @@ impl TestRegistry {
     /// Whether `repository:tag` exists (as seen by the harness's pusher).
     pub async fn tag_exists(&self, repository: &str, tag: &str) -> bool {
         self.head_manifest(repository, tag).await.is_some()
-    }
-
-    /// Deletes the manifest `digest` (and so every tag pointing at it; distribution cannot
-    /// delete a single tag). Later HEADs of those tags answer 404.
-    pub async fn delete_manifest(&self, repository: &str, digest: &Digest) {
-        let url = format!("{}/v2/{repository}/manifests/{digest}", self.url());
-        let response = self
-            .authorized(self.client().delete(&url), repository)
-            .send()
-            .await
-            .expect("DELETE manifest");
-        assert_eq!(
-            response.status().as_u16(),
-            202,
-            "delete {repository}@{digest}"
-        );
     }
 }
 
@@ -611,4 +537,30 @@ impl Fixtures {
             image(Self::PRIVATE, "v1", &self.private_app, OCI_MANIFEST),
         ]
     }
+}
+
+/// Sends `request` as the harness's pusher and returns the response, which must have `status`;
+/// a panic naming `what` and the registry's answer otherwise.
+async fn send(request: reqwest::RequestBuilder, status: u16, what: &str) -> reqwest::Response {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    if response.status().as_u16() != status {
+        let got = response.status();
+        panic!(
+            "{what}: HTTP {got}, not {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+    response
+}
+
+/// The value of header `name`, if it is there and text.
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }

@@ -13,19 +13,27 @@ use pullcheck::policy::{Mode, PolicySettings};
 use pullcheck::registry::{RegistryClient, RegistrySettings};
 use serde_json::Value;
 
-use super::webhook::{Review, Workload};
+use super::review::{Review, Workload};
 use super::{install_crypto_provider, TestRegistry};
 
-/// An engine with the default cache that trusts `registry`'s CA and gives each review `budget`.
-/// Callers add nodes or cluster credentials with `with_nodes` / `with_cluster`, then
-/// [`admission`].
+/// An engine with the default cache that trusts `registry`'s CA, may reach it on loopback, and
+/// gives each review `budget`. Callers add nodes or cluster credentials with `with_nodes` /
+/// `with_cluster`, then [`admission`].
 pub fn engine(registry: &TestRegistry, budget: Duration) -> Engine {
+    engine_with(
+        &RegistrySettings {
+            extra_ca_files: vec![registry.ca_file().to_path_buf()],
+            address_policy: super::loopback_allowed(),
+            ..RegistrySettings::default()
+        },
+        budget,
+    )
+}
+
+/// An engine with the default cache whose registry client has `settings`.
+pub fn engine_with(settings: &RegistrySettings, budget: Duration) -> Engine {
     install_crypto_provider();
-    let client = RegistryClient::new(&RegistrySettings {
-        extra_ca_files: vec![registry.ca_file().to_path_buf()],
-        ..RegistrySettings::default()
-    })
-    .expect("registry client");
+    let client = RegistryClient::new(settings).expect("registry client");
     Engine::new(
         client,
         AnswerCache::new(CacheSettings::default()),
@@ -47,7 +55,7 @@ pub fn admission(engine: Engine) -> Admission {
 /// `pod_spec` as its pod (template) spec.
 pub fn review(workload: Workload, namespace: &str, pod_spec: Value) -> Vec<u8> {
     let object = workload.object("web", namespace, pod_spec);
-    serde_json::to_vec(&Review::create(workload, object).json()).expect("AdmissionReview JSON")
+    Review::create(workload, object).body()
 }
 
 /// What the checker answered, as a test asserts on it.

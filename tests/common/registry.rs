@@ -1,12 +1,11 @@
 //! A real registry: Debian's `docker-registry` (CNCF distribution 2.8.2) as a child process.
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::process::{on_a_free_port, Process};
 use super::token::TokenService;
-use super::{basic_auth_value, ca_pem, client_builder, free_port, pki};
+use super::{base_url, basic_auth_value, ca_file, client_builder, pki, scratch, write};
 
 /// Where Debian's `docker-registry` package puts the binary.
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -66,40 +65,19 @@ impl AccessLogEntry {
 }
 
 /// A running `docker-registry serve` over TLS on 127.0.0.1, storage in its own temporary
-/// directory. Dropping it kills the process; if the test process dies without dropping it (a
-/// panic that aborts, SIGKILL), the wrapper shell sees its stdin close and kills the registry.
+/// directory. Dropping it kills the process (see [`Process`]).
 pub struct TestRegistry {
     addr: String,
     tls: bool,
     /// The users of an htpasswd registry, or those the token service's rules know.
     pub users: Vec<(String, String)>,
-    process: Option<Child>,
-    stdin: Option<ChildStdin>,
+    process: Process,
     token: Option<TokenService>,
     push_auth: PushAuth,
     client: reqwest::Client,
-    log_path: PathBuf,
-    ca_path: PathBuf,
     // Last, so the directory is removed after the process has been reaped.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
-
-/// The wrapper: runs the registry in the background and a watcher that blocks reading stdin
-/// (duplicated to fd 3, because an asynchronous list gets /dev/null as stdin). The test process
-/// holds the only write end of that pipe, so when it drops the handle or dies, `read` returns
-/// and the registry is killed. `$0` = binary, `$1` = config, `$2` = log file.
-const WRAPPER: &str = r#"
-exec 3<&0
-"$0" serve "$1" </dev/null >>"$2" 2>&1 3<&- &
-reg=$!
-( read -r _ <&3; kill -9 "$reg" 2>/dev/null ) &
-watch=$!
-exec 3<&-
-wait "$reg"
-status=$?
-kill "$watch" 2>/dev/null
-exit "$status"
-"#;
 
 impl TestRegistry {
     /// Starts a registry (HTTPS) and waits until it answers `GET /v2/` (20 to 50 ms).
@@ -121,16 +99,11 @@ impl TestRegistry {
             "{REGISTRY_BIN} is missing: run ./scripts/test.sh, or \
              apt-get install -y --no-install-recommends docker-registry"
         );
-        sweep_abandoned_dirs();
-        let mut dir = tempfile::Builder::new()
-            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
-            .tempdir_in(temp_base())
-            .expect("registry temp dir");
+        let dir = scratch::dir("registry");
         let root = dir.path().to_path_buf();
         let path = |name: &str| root.join(name);
         write(&path("tls.crt"), &pki().leaf.cert_pem);
         write(&path("tls.key"), &pki().leaf.key_pem);
-        write(&path("ca.pem"), ca_pem());
         std::fs::create_dir(path("storage")).expect("storage dir");
 
         let (auth_yaml, users, push_auth, token) = match auth {
@@ -173,90 +146,43 @@ impl TestRegistry {
             .build()
             .expect("registry client");
         let log_path = path("registry.log");
-        let ca_path = path("ca.pem");
-        let mut last_log = String::new();
-        // A port from free_port() can be taken by someone else before the registry binds it; the
-        // registry then exits, and we try again with another port.
-        for attempt in 0..5 {
-            let port = free_port();
+        let started = on_a_free_port("address already in use", async |port| {
             let addr = format!("127.0.0.1:{port}");
-            let id = format!("{}-{attempt}", random_secret());
-            let config = config_yaml(dir.path(), &addr, &id, &auth_yaml, tls);
-            write(&path("config.yml"), &config);
-            let _ = std::fs::remove_file(&log_path);
-            let mut process = Command::new("/bin/sh")
-                .arg("-c")
-                .arg(WRAPPER)
-                .arg(REGISTRY_BIN)
-                .arg(path("config.yml"))
-                .arg(&log_path)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn docker-registry");
-            let stdin = process.stdin.take();
-            let mut registry = TestRegistry {
-                addr,
-                tls,
-                users: users.clone(),
-                process: Some(process),
-                stdin,
-                token: None,
-                push_auth: PushAuth::None,
-                client: client.clone(),
-                log_path: log_path.clone(),
-                ca_path: ca_path.clone(),
-                dir,
-            };
-            match registry.wait_ready(&id).await {
-                Ok(()) => {
-                    registry.token = token;
-                    registry.push_auth = push_auth;
-                    return registry;
-                }
-                Err(log) => {
-                    registry.stop();
-                    last_log = log;
-                    // Take the directory back for the next attempt without deleting it.
-                    dir = std::mem::replace(
-                        &mut registry.dir,
-                        tempfile::tempdir().expect("placeholder temp dir"),
-                    );
-                    if !last_log.contains("address already in use") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("docker-registry did not start; its log:\n{last_log}");
-    }
-
-    /// Polls `GET /v2/` until the answer carries this instance's `X-Pullcheck-Registry` header
-    /// (so a different server that grabbed the port cannot pass for ours). `Err(log)` when the
-    /// process exits or 10 s pass.
-    async fn wait_ready(&mut self, id: &str) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let url = format!("{}/v2/", self.url());
-        loop {
-            if let Some(process) = self.process.as_mut() {
-                if let Ok(Some(_)) = process.try_wait() {
-                    return Err(self.log());
-                }
-            }
-            if let Ok(response) = self.client.get(&url).send().await {
-                let ours = response
-                    .headers()
-                    .get("x-pullcheck-registry")
-                    .is_some_and(|v| v.as_bytes() == id.as_bytes());
-                if ours {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("(not ready after 10 s)\n{}", self.log()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Sent back on every response: a server that took the port cannot pass for ours.
+            let id = random_secret();
+            write(
+                &path("config.yml"),
+                &config_yaml(&root, &addr, &id, &auth_yaml, tls),
+            );
+            let mut command = Process::command(REGISTRY_BIN);
+            command.arg("serve").arg(path("config.yml"));
+            let mut process = Process::spawn(command, &log_path);
+            let ping = format!("{}/v2/", base_url(&addr, tls));
+            process
+                .wait_ready(Duration::from_secs(10), async |_| {
+                    let Ok(response) = client.get(&ping).send().await else {
+                        return false;
+                    };
+                    response
+                        .headers()
+                        .get("x-pullcheck-registry")
+                        .is_some_and(|v| v.as_bytes() == id.as_bytes())
+                })
+                .await?;
+            Ok((addr, process))
+        })
+        .await;
+        let (addr, process) =
+            started.unwrap_or_else(|log| panic!("docker-registry did not start; its log:\n{log}"));
+        TestRegistry {
+            addr,
+            tls,
+            users,
+            process,
+            token,
+            push_auth,
+            client,
+            _dir: dir,
         }
     }
 
@@ -267,8 +193,7 @@ impl TestRegistry {
 
     /// `https://127.0.0.1:PORT` (`http://` for [`Self::start_plain_http`]).
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        base_url(&self.addr, self.tls)
     }
 
     /// `127.0.0.1:PORT/<repository>:<tag>`.
@@ -276,19 +201,10 @@ impl TestRegistry {
         format!("{}/{repository}:{tag}", self.addr)
     }
 
-    /// PEM of the CA that signed the registry's certificate (the shared test CA).
-    pub fn ca_pem(&self) -> &'static str {
-        ca_pem()
-    }
-
-    /// Path of a file holding [`Self::ca_pem`].
-    pub fn ca_file(&self) -> &Path {
-        &self.ca_path
-    }
-
-    /// A reqwest client builder that trusts the registry's CA.
-    pub fn client_builder(&self) -> reqwest::ClientBuilder {
-        client_builder()
+    /// Path of a file holding the PEM of the CA that signed the registry's certificate (the
+    /// shared test CA).
+    pub fn ca_file(&self) -> &'static Path {
+        ca_file()
     }
 
     /// The harness's own client (trusts the CA, sends no credentials by itself).
@@ -307,34 +223,25 @@ impl TestRegistry {
         (user, password)
     }
 
-    /// The temporary directory (config, storage, log).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Everything the registry wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-
     /// The requests in the access log. The registry writes a line after it has answered, so
     /// this waits until the log has not grown for 50 ms (at most 2 s).
     pub fn access_log(&self) -> Vec<AccessLogEntry> {
+        let log_path = self.process.log_path();
         let deadline = Instant::now() + Duration::from_secs(2);
-        let mut size = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+        let mut size = std::fs::metadata(log_path).map_or(0, |m| m.len());
         loop {
             std::thread::sleep(Duration::from_millis(50));
-            let now = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+            let now = std::fs::metadata(log_path).map_or(0, |m| m.len());
             if now == size || Instant::now() > deadline {
                 break;
             }
             size = now;
         }
-        self.log().lines().filter_map(parse_access_line).collect()
+        self.process
+            .log()
+            .lines()
+            .filter_map(parse_access_line)
+            .collect()
     }
 
     /// How many requests with `method` on `path` (no query) the access log holds.
@@ -356,33 +263,6 @@ impl TestRegistry {
                 Some(format!("Bearer {token}"))
             }
         }
-    }
-
-    /// Kills the registry now (the port stops answering); dropping does the same.
-    pub fn stop(&mut self) {
-        // Closing the pipe is the signal to the wrapper (see WRAPPER).
-        drop(self.stdin.take());
-        let Some(mut process) = self.process.take() else {
-            return;
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match process.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = process.kill();
-                    let _ = process.wait();
-                    return;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -422,63 +302,6 @@ fn parse_access_line(line: &str) -> Option<AccessLogEntry> {
         target,
         status,
     })
-}
-
-/// Temporary directories are named `<prefix><pid of the test process>-<random>`.
-const DIR_PREFIX: &str = "pullcheck-registry-";
-
-/// `/dev/shm` when it is a writable directory, else the usual temporary directory. The filesystem
-/// driver fsyncs every blob and manifest it commits; on tmpfs a push costs about a fifth of what
-/// it costs on a disk, which makes seeding the fixtures 4 to 5 times faster.
-fn temp_base() -> PathBuf {
-    static BASE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| {
-        let shm = Path::new("/dev/shm");
-        let usable = shm.is_dir()
-            && tempfile::Builder::new()
-                .prefix("pullcheck-probe-")
-                .tempdir_in(shm)
-                .is_ok();
-        if usable {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        }
-    })
-    .clone()
-}
-
-/// Removes the directories of test processes that died without dropping their registries
-/// (SIGKILL, Ctrl-C): the wrapper kills those registries, but nobody removes their storage. Only
-/// directories whose owning process no longer exists are touched; once per test process.
-fn sweep_abandoned_dirs() {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        if !Path::new("/proc/self").exists() {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(temp_base()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(DIR_PREFIX))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    });
-}
-
-fn write(path: &Path, contents: &str) {
-    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// 32 hex characters from the OS random source.

@@ -1,9 +1,12 @@
 //! An axum router served on 127.0.0.1 (HTTPS with the shared test PKI, or plain HTTP) from its own
 //! thread and current-thread runtime, so it keeps answering whatever the test's own runtime is
 //! doing (blocked, single-threaded, or gone), and a stalled handler cannot hold up shutdown.
+//!
+//! Every request is recorded as a [`RecordedRequest`] before the router sees it: the fakes built
+//! on this (registry, API server, token service) share one record type and one request log.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use axum::body::Body;
@@ -11,11 +14,94 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
-use super::pki;
+use super::{base_url, pki};
+
+/// One request as a test server received it. The router's handlers find it among the request's
+/// extensions (`axum::Extension<RecordedRequest>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string, if any (kube sends e.g. `&watch=true&resourceVersion=12`).
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// 0 for the first request this server received, 1 for the next, ...
+    pub sequence: usize,
+    /// `https://127.0.0.1:PORT` (`http://` for a plain server) of the server that received it.
+    pub base_url: String,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded value of query parameter `name` (first occurrence).
+    pub fn param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header.
+    pub fn bearer(&self) -> Option<&str> {
+        let value = self.header("authorization")?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
+    }
+}
+
+/// Every request a server received, oldest first, and how many it received in all (a cleared
+/// log keeps counting, so sequence numbers never repeat).
+#[derive(Default)]
+struct RequestLog {
+    received: usize,
+    requests: Vec<RecordedRequest>,
+}
+
+impl RequestLog {
+    fn record<B>(&mut self, request: &http::Request<B>, base_url: &str) -> RecordedRequest {
+        let recorded = RecordedRequest {
+            method: request.method().as_str().to_string(),
+            path: request.uri().path().to_string(),
+            query: request.uri().query().map(str::to_string),
+            headers: request
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            sequence: self.received,
+            base_url: base_url.to_string(),
+        };
+        self.received += 1;
+        self.requests.push(recorded.clone());
+        recorded
+    }
+}
+
+type SharedLog = Arc<Mutex<RequestLog>>;
+
+fn lock(log: &SharedLog) -> MutexGuard<'_, RequestLog> {
+    // A test that panicked while holding the lock must not hide what was recorded.
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub struct ServerThread {
     addr: SocketAddr,
     tls: bool,
+    log: SharedLog,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -30,6 +116,11 @@ impl ServerThread {
             .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let acceptor = tls.then(|| tokio_rustls::TlsAcceptor::from(Arc::new(server_tls_config())));
+        let log = SharedLog::default();
+        let recorder = Recorder {
+            log: log.clone(),
+            base_url: base_url(addr, tls),
+        };
         let (shutdown, mut stop) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("test-{name}-{}", addr.port()))
@@ -51,16 +142,17 @@ impl ServerThread {
                         };
                         let router = router.clone();
                         let acceptor = acceptor.clone();
+                        let recorder = recorder.clone();
                         tokio::spawn(async move {
                             match acceptor {
                                 Some(acceptor) => {
                                     // A client that rejects our certificate ends here; that is
                                     // what some tests want to see, so it is not an error.
                                     if let Ok(stream) = acceptor.accept(tcp).await {
-                                        serve_connection(stream, router).await;
+                                        serve_connection(stream, router, recorder).await;
                                     }
                                 }
-                                None => serve_connection(tcp, router).await,
+                                None => serve_connection(tcp, router, recorder).await,
                             }
                         });
                     }
@@ -71,6 +163,7 @@ impl ServerThread {
         ServerThread {
             addr,
             tls,
+            log,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
@@ -82,9 +175,34 @@ impl ServerThread {
 
     /// `https://127.0.0.1:PORT` (or `http://` for a plain server), without a trailing slash.
     pub fn base_url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        base_url(self.addr, self.tls)
     }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.log).requests.clone()
+    }
+
+    /// How many requests so far `matches` holds for.
+    pub fn count_requests(&self, matches: impl Fn(&RecordedRequest) -> bool) -> usize {
+        lock(&self.log)
+            .requests
+            .iter()
+            .filter(|r| matches(r))
+            .count()
+    }
+
+    /// Forgets the requests so far (sequence numbers go on).
+    pub fn clear_requests(&self) {
+        lock(&self.log).requests.clear();
+    }
+}
+
+/// Records each request of a connection in the server's log.
+#[derive(Clone)]
+struct Recorder {
+    log: SharedLog,
+    base_url: String,
 }
 
 impl Drop for ServerThread {
@@ -98,12 +216,14 @@ impl Drop for ServerThread {
     }
 }
 
-async fn serve_connection<S>(stream: S, router: axum::Router)
+async fn serve_connection<S>(stream: S, router: axum::Router, recorder: Recorder)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let service =
-        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            let recorded = lock(&recorder.log).record(&request, &recorder.base_url);
+            request.extensions_mut().insert(recorded);
             router.clone().oneshot(request.map(Body::new))
         });
     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -54,14 +54,6 @@ impl Default for TokenRules {
 }
 
 impl TokenRules {
-    /// Nobody may pull anything, not even anonymously.
-    pub fn closed() -> Self {
-        TokenRules {
-            grants: Vec::new(),
-            ..TokenRules::default()
-        }
-    }
-
     /// Adds a user with a password who may pull the repositories matching `patterns`.
     pub fn user(mut self, name: &str, password: &str, patterns: &[&str]) -> Self {
         self.users.push((name.to_string(), password.to_string()));
@@ -78,16 +70,6 @@ impl TokenRules {
             self.grants.push((None, (*pattern).to_string()));
         }
         self
-    }
-
-    /// `expires_in` of issued tokens, and their `exp` claim.
-    pub fn expires_in(mut self, seconds: u64) -> Self {
-        self.expires_in = seconds;
-        self
-    }
-
-    pub fn users(&self) -> &[(String, String)] {
-        &self.users
     }
 
     fn may_pull(&self, user: Option<&str>, repository: &str) -> bool {
@@ -244,11 +226,6 @@ impl TokenService {
     /// The users and passwords the rules know, in the order they were added.
     pub fn users(&self) -> Vec<(String, String)> {
         self.inner.rules.lock().expect("rules lock").users.clone()
-    }
-
-    /// Replaces the rules from now on (e.g. a password rotation in the middle of a test).
-    pub fn set_rules(&self, rules: TokenRules) {
-        *self.inner.rules.lock().expect("rules lock") = rules;
     }
 
     /// Makes every following request fail with `status` (and an error body), or stops doing so.

@@ -1,42 +1,27 @@
-//! The real `pullcheck serve` binary as a child process, a client that talks to it the way
-//! kube-apiserver does (HTTPS with the CA pinned, as a webhook's `caBundle` does), and builders
-//! for AdmissionReviews shaped like the ones the API server sends.
+//! The real `pullcheck serve` binary as a child process, and a client that talks to it the way
+//! kube-apiserver does (HTTPS with the CA pinned, as a webhook's `caBundle` does). The reviews
+//! it sends come from [`super::review`].
 //!
 //! The binary serves with the shared test PKI's leaf (`localhost`, `127.0.0.1`) and trusts the
 //! shared test CA for registries (`--registry-ca`), so it reaches every [`super::TestRegistry`]
 //! and [`super::FakeRegistry`] of the test binary. Its stdout and stderr go to a file
 //! ([`Webhook::log`]); `--log-format json` makes each review one JSON line.
 
-use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{ca_pem, free_port, install_crypto_provider, pki};
-
-/// Runs `$0 "$@"` (pullcheck and its arguments) in the background with its output appended to
-/// `$PULLCHECK_TEST_LOG`, prints its pid, and exits with its status. A watcher blocks reading
-/// the wrapper's stdin (kept as fd 3, because a background list gets /dev/null as stdin): the
-/// test process holds the only write end, so if it dies without dropping the [`Webhook`]
-/// (abort, SIGKILL) the read returns and pullcheck is killed instead of lingering.
-const WRAPPER: &str = r#"
-exec 3<&0
-"$0" "$@" </dev/null >>"$PULLCHECK_TEST_LOG" 2>&1 3<&- &
-pc=$!
-echo "$pc"
-( read -r _ <&3; kill -9 "$pc" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
-watch=$!
-exec 3<&-
-wait "$pc"
-status=$?
-kill "$watch" 2>/dev/null
-exit "$status"
-"#;
+use super::process::{on_a_free_port, Process};
+use super::review::Review;
+use super::LOOPBACK;
+use super::{
+    ca_file, ca_pem, client_builder_over, install_crypto_provider, pki, rustls_client_config,
+    scratch, write, H2_AND_HTTP11,
+};
 
 /// How long a started binary may take to answer `GET /readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -114,22 +99,16 @@ impl WebhookOptions {
 /// if the process has not exited 2 s later.
 pub struct Webhook {
     addr: SocketAddr,
-    /// pid of pullcheck itself (not of the wrapper shell).
-    pid: u32,
-    wrapper: Option<Child>,
-    stdin: Option<ChildStdin>,
-    exit: Option<ExitStatus>,
     client: reqwest::Client,
-    log_path: PathBuf,
+    process: Process,
     // Last, so the files outlive the process.
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// What the webhook answered to one POST.
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
-    pub content_type: String,
     pub text: String,
     /// The body as JSON, when it is JSON.
     pub json: Option<Value>,
@@ -211,21 +190,16 @@ impl Webhook {
         Webhook::start(WebhookOptions::default()).await
     }
 
-    /// Starts `pullcheck serve` and waits until `GET /readyz` answers 200. A port another
-    /// process took between [`free_port`] and the bind is retried with a new one. Panics with
-    /// the binary's log if it does not come up.
+    /// Starts `pullcheck serve` and waits until `GET /readyz` answers 200, on another port when
+    /// someone else took the first ([`on_a_free_port`]). Panics with the binary's log if it does
+    /// not come up.
     pub async fn start(options: WebhookOptions) -> Webhook {
         install_crypto_provider();
-        let dir = tempfile::Builder::new()
-            .prefix("pullcheck-webhook-")
-            .tempdir()
-            .expect("webhook temp dir");
+        let dir = scratch::dir("webhook");
         let cert = dir.path().join("tls.crt");
         let key = dir.path().join("tls.key");
-        let ca = dir.path().join("registry-ca.pem");
         write(&cert, &pki().leaf.cert_pem);
         write(&key, &pki().leaf.key_pem);
-        write(&ca, ca_pem());
         let config = options.config.as_ref().map(|yaml| {
             let path = dir.path().join("config.yaml");
             write(&path, yaml);
@@ -234,10 +208,7 @@ impl Webhook {
         let client = api_server_client();
         let log_path = dir.path().join("pullcheck.log");
 
-        let mut dir = Some(dir);
-        let mut last_log = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
+        let started = on_a_free_port("cannot listen", async |port| {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
             let mut args: Vec<String> = vec![
                 "serve".into(),
@@ -251,8 +222,11 @@ impl Webhook {
                 "json".into(),
             ];
             if options.registry_ca {
-                args.extend(["--registry-ca".into(), path_str(&ca)]);
+                args.extend(["--registry-ca".into(), path_str(ca_file())]);
             }
+            // Every test registry listens on loopback, which the address policy refuses to
+            // tenants by default.
+            args.extend(["--allow-registry-address".into(), LOOPBACK.into()]);
             if let Some(path) = &config {
                 args.extend(["--config".into(), path_str(path)]);
             }
@@ -264,13 +238,9 @@ impl Webhook {
             }
             args.extend(options.extra_args.iter().cloned());
 
-            let _ = std::fs::remove_file(&log_path);
-            let mut wrapper = Command::new("/bin/sh")
-                .arg("-c")
-                .arg(WRAPPER)
-                .arg(env!("CARGO_BIN_EXE_pullcheck"))
+            let mut command = Process::command(env!("CARGO_BIN_EXE_pullcheck"));
+            command
                 .args(&args)
-                .env("PULLCHECK_TEST_LOG", &log_path)
                 // Nothing from the developer's environment may change the flags' defaults.
                 .env_remove("PULLCHECK_CONFIG")
                 .env_remove("PULLCHECK_MODE")
@@ -280,79 +250,32 @@ impl Webhook {
                 .env_remove("PULLCHECK_LOG")
                 .env_remove("KUBERNETES_SERVICE_HOST")
                 .env("KUBECONFIG", "/nonexistent/pullcheck-test-kubeconfig")
-                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn the pullcheck wrapper");
-            let stdin = wrapper.stdin.take();
-            let mut line = String::new();
-            BufReader::new(wrapper.stdout.take().expect("wrapper stdout"))
-                .read_line(&mut line)
-                .expect("read pullcheck's pid");
-            let pid: u32 = line
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("the wrapper printed {line:?}, not a pid"));
-            let mut webhook = Webhook {
-                addr,
-                pid,
-                wrapper: Some(wrapper),
-                stdin,
-                exit: None,
-                client: client.clone(),
-                log_path: log_path.clone(),
-                dir: dir.take().expect("temp dir"),
-            };
-            match webhook.wait_ready().await {
-                Ok(()) => return webhook,
-                Err(log) => {
-                    webhook.kill();
-                    dir = Some(std::mem::replace(
-                        &mut webhook.dir,
-                        tempfile::tempdir().expect("placeholder temp dir"),
-                    ));
-                    last_log = log;
-                    if !last_log.contains("cannot listen") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("pullcheck serve did not become ready; its log:\n{last_log}");
-    }
-
-    /// Waits for our own process to log that it serves (so a server of another test that took
-    /// the port cannot pass for ours), then for `/readyz` to answer 200.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if self.try_exit().is_some() {
-                return Err(self.log());
-            }
-            if self.log().contains("serving HTTPS") {
-                if let Ok((200, _)) = self.try_get("/readyz").await {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "(not ready after {READY_TIMEOUT:?})\n{}",
-                    self.log()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+                .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut process = Process::spawn(command, &log_path);
+            let readyz = format!("https://{addr}/readyz");
+            // Our own process must say it serves, so a server of another test that took the
+            // port cannot pass for ours.
+            process
+                .wait_ready(READY_TIMEOUT, async |process| {
+                    process.log().contains("serving HTTPS")
+                        && matches!(get(&client, &readyz).await, Ok((200, _)))
+                })
+                .await?;
+            Ok((addr, process))
+        })
+        .await;
+        let (addr, process) = started
+            .unwrap_or_else(|log| panic!("pullcheck serve did not become ready; its log:\n{log}"));
+        Webhook {
+            addr,
+            client,
+            process,
+            _dir: dir,
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// pid of the pullcheck process.
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 
     /// `https://127.0.0.1:PORT<path>`.
@@ -366,11 +289,6 @@ impl Webhook {
         &self.client
     }
 
-    /// The temporary directory holding the certificate, the configuration and the log.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// POSTs `body` to `path` with `Content-Type: application/json`, as the API server does.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> Answer {
         post_json(&self.client, &self.url(path), body)
@@ -381,12 +299,7 @@ impl Webhook {
     /// Sends `review` to `path` and checks what every answer must hold: HTTP 200, an
     /// `admission.k8s.io/v1` `AdmissionReview` and the request's uid.
     pub async fn review_at(&self, path: &str, review: &Review) -> Answer {
-        let answer = self
-            .post(
-                path,
-                serde_json::to_vec(&review.json()).expect("review JSON"),
-            )
-            .await;
+        let answer = self.post(path, review.body()).await;
         assert_eq!(
             answer.status, 200,
             "POST {path} answered {}: {}",
@@ -415,22 +328,12 @@ impl Webhook {
     }
 
     async fn try_get(&self, path: &str) -> Result<(u16, String), reqwest::Error> {
-        let (client, url) = (self.client.clone(), self.url(path));
-        on_client_runtime(async move {
-            let response = client.get(url).send().await?;
-            let status = response.status().as_u16();
-            Ok((status, response.text().await.unwrap_or_default()))
-        })
-        .await
+        get(&self.client, &self.url(path)).await
     }
 
     /// Everything the binary wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        self.process.log()
     }
 
     /// The log lines that are JSON objects.
@@ -452,78 +355,35 @@ impl Webhook {
 
     /// Sends `signal` (`-TERM`, `-KILL`, ...) to pullcheck.
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid.to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .expect("run kill");
-        assert!(
-            status.success() || self.exit.is_some(),
-            "kill {signal} {} failed",
-            self.pid
-        );
+        self.process.signal(signal);
     }
 
     /// The exit status, if pullcheck has exited.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            if let Some(wrapper) = self.wrapper.as_mut() {
-                if let Ok(Some(status)) = wrapper.try_wait() {
-                    self.exit = Some(status);
-                }
-            }
-        }
-        self.exit
+        self.process.try_exit()
     }
 
     /// Waits up to `timeout` for pullcheck to exit (async: the test's runtime keeps running).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn wait_exit_blocking(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_exit() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL now (through the watcher, which owns no other process) and reap the wrapper.
-    fn kill(&mut self) {
-        drop(self.stdin.take());
-        if self.wait_exit_blocking(Duration::from_secs(2)).is_none() {
-            if let Some(wrapper) = self.wrapper.as_mut() {
-                let _ = wrapper.kill();
-                let _ = wrapper.wait();
-            }
-        }
-        self.wrapper = None;
+        self.process.wait_exit(timeout).await
     }
 }
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        if self.try_exit().is_none() {
-            self.signal("-TERM");
-            let _ = self.wait_exit_blocking(Duration::from_secs(2));
-        }
-        self.kill();
+        self.process.terminate(Duration::from_secs(2));
     }
+}
+
+/// `GET url` -> (status, body), on the client's runtime.
+async fn get(client: &reqwest::Client, url: &str) -> Result<(u16, String), reqwest::Error> {
+    let (client, url) = (client.clone(), url.to_string());
+    on_client_runtime(async move {
+        let response = client.get(url).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
+    })
+    .await
 }
 
 /// Runs `future` on a runtime of its own, so the client's connections keep being served while
@@ -573,461 +433,24 @@ async fn post_json_here(
         .send()
         .await?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
     let bytes = response.bytes().await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let json = serde_json::from_slice(&bytes).ok();
-    Ok(Answer {
-        status,
-        content_type,
-        text,
-        json,
-    })
+    Ok(Answer { status, text, json })
 }
 
 /// A client like kube-apiserver's webhook client: trusts exactly the CA of the webhook's
 /// `caBundle` (the shared test CA), offers HTTP/2 and HTTP/1.1, no proxy.
 pub fn api_server_client() -> reqwest::Client {
-    install_crypto_provider();
-    let mut tls = super::rustls_client_config(ca_pem());
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("API server client")
-}
-
-fn write(path: &Path, contents: &str) {
-    std::fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    client_builder_over(rustls_client_config(
+        ca_pem(),
+        rustls::DEFAULT_VERSIONS,
+        H2_AND_HTTP11,
+    ))
+    .build()
+    .expect("API server client")
 }
 
 fn path_str(path: &Path) -> String {
     path.to_str().expect("UTF-8 temp path").to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// AdmissionReviews as kube-apiserver sends them.
-// ---------------------------------------------------------------------------------------------
-
-/// The workload kinds pullcheck is registered for, with what the API server puts in
-/// `request.kind` and `request.resource`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    Pod,
-    Deployment,
-    ReplicaSet,
-    StatefulSet,
-    DaemonSet,
-    Job,
-    CronJob,
-    ReplicationController,
-    PodTemplate,
-}
-
-impl Workload {
-    pub const ALL: [Workload; 9] = [
-        Workload::Pod,
-        Workload::Deployment,
-        Workload::ReplicaSet,
-        Workload::StatefulSet,
-        Workload::DaemonSet,
-        Workload::Job,
-        Workload::CronJob,
-        Workload::ReplicationController,
-        Workload::PodTemplate,
-    ];
-
-    /// (group, version, kind, resource).
-    pub fn gvkr(self) -> (&'static str, &'static str, &'static str, &'static str) {
-        match self {
-            Workload::Pod => ("", "v1", "Pod", "pods"),
-            Workload::Deployment => ("apps", "v1", "Deployment", "deployments"),
-            Workload::ReplicaSet => ("apps", "v1", "ReplicaSet", "replicasets"),
-            Workload::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),
-            Workload::DaemonSet => ("apps", "v1", "DaemonSet", "daemonsets"),
-            Workload::Job => ("batch", "v1", "Job", "jobs"),
-            Workload::CronJob => ("batch", "v1", "CronJob", "cronjobs"),
-            Workload::ReplicationController => {
-                ("", "v1", "ReplicationController", "replicationcontrollers")
-            }
-            Workload::PodTemplate => ("", "v1", "PodTemplate", "podtemplates"),
-        }
-    }
-
-    pub fn kind(self) -> &'static str {
-        self.gvkr().2
-    }
-
-    fn api_version(self) -> String {
-        let (group, version, _, _) = self.gvkr();
-        if group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{group}/{version}")
-        }
-    }
-
-    /// The object as the API server has it at validating admission (defaulted, with uid,
-    /// creationTimestamp and managedFields), with `pod_spec` as its pod (template) spec.
-    pub fn object(self, name: &str, namespace: &str, pod_spec: Value) -> Value {
-        let labels = json!({"app.kubernetes.io/name": name});
-        let template = json!({
-            "metadata": {"creationTimestamp": null, "labels": labels},
-            "spec": pod_spec,
-        });
-        let selector = json!({"matchLabels": labels});
-        let (body_key, body) = match self {
-            Workload::Pod => ("spec", pod_spec),
-            Workload::Deployment => (
-                "spec",
-                json!({
-                    "replicas": 2,
-                    "selector": selector,
-                    "template": template,
-                    "strategy": {"type": "RollingUpdate",
-                                 "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-                    "revisionHistoryLimit": 10,
-                    "progressDeadlineSeconds": 600,
-                }),
-            ),
-            Workload::ReplicaSet => (
-                "spec",
-                json!({"replicas": 2, "selector": selector, "template": template}),
-            ),
-            Workload::StatefulSet => (
-                "spec",
-                json!({
-                    "replicas": 1,
-                    "selector": selector,
-                    "template": template,
-                    "serviceName": name,
-                    "podManagementPolicy": "OrderedReady",
-                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
-                    "revisionHistoryLimit": 10,
-                    "persistentVolumeClaimRetentionPolicy":
-                        {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                }),
-            ),
-            Workload::DaemonSet => (
-                "spec",
-                json!({
-                    "selector": selector,
-                    "template": template,
-                    "updateStrategy": {"type": "RollingUpdate",
-                                       "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
-                    "revisionHistoryLimit": 10,
-                }),
-            ),
-            Workload::Job => (
-                "spec",
-                json!({
-                    "parallelism": 1,
-                    "completions": 1,
-                    "backoffLimit": 6,
-                    "completionMode": "NonIndexed",
-                    "suspend": false,
-                    "manualSelector": false,
-                    "podReplacementPolicy": "TerminatingOrFailed",
-                    "template": template,
-                }),
-            ),
-            Workload::CronJob => (
-                "spec",
-                json!({
-                    "schedule": "*/5 * * * *",
-                    "concurrencyPolicy": "Forbid",
-                    "suspend": false,
-                    "successfulJobsHistoryLimit": 3,
-                    "failedJobsHistoryLimit": 1,
-                    "jobTemplate": {
-                        "metadata": {"creationTimestamp": null},
-                        "spec": {"backoffLimit": 2, "template": template},
-                    },
-                }),
-            ),
-            Workload::ReplicationController => (
-                "spec",
-                json!({"replicas": 1, "selector": labels, "template": template}),
-            ),
-            Workload::PodTemplate => ("template", template),
-        };
-        let mut object = json!({
-            "apiVersion": self.api_version(),
-            "kind": self.kind(),
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "uid": new_uid(),
-                "resourceVersion": "48213",
-                "generation": 1,
-                "creationTimestamp": "2025-11-21T08:00:00Z",
-                "labels": labels,
-                "managedFields": [{
-                    "manager": "kubectl-client-side-apply",
-                    "operation": "Update",
-                    "apiVersion": self.api_version(),
-                    "time": "2025-11-21T08:00:00Z",
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:metadata": {"f:labels": {}}},
-                }],
-            },
-        });
-        object[body_key] = body;
-        if matches!(self, Workload::Pod) {
-            object["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
-        } else if !matches!(self, Workload::PodTemplate) {
-            object["status"] = json!({});
-        }
-        object
-    }
-
-    /// The restart policy the API server accepts for this kind's pods.
-    pub fn restart_policy(self) -> &'static str {
-        match self {
-            Workload::Job | Workload::CronJob => "Never",
-            _ => "Always",
-        }
-    }
-}
-
-/// A container as the API server defaults it; `imagePullPolicy` is `Always` for `:latest` or
-/// no tag, `IfNotPresent` otherwise (SetDefaults_Container).
-pub fn container(name: &str, image: &str) -> Value {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let tag = if image.contains('@') {
-        Some("@")
-    } else {
-        last.split_once(':').map(|(_, t)| t)
-    };
-    let policy = match tag {
-        None | Some("latest") => "Always",
-        Some(_) => "IfNotPresent",
-    };
-    container_with_policy(name, image, policy)
-}
-
-/// A container with an explicit `imagePullPolicy`.
-pub fn container_with_policy(name: &str, image: &str, policy: &str) -> Value {
-    json!({
-        "name": name,
-        "image": image,
-        "imagePullPolicy": policy,
-        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-        "resources": {},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-    })
-}
-
-/// A pod spec as the API server defaults it, holding `containers`.
-pub fn pod_spec(containers: Vec<Value>) -> Value {
-    json!({
-        "containers": containers,
-        "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 30,
-        "dnsPolicy": "ClusterFirst",
-        "serviceAccountName": "default",
-        "serviceAccount": "default",
-        "securityContext": {},
-        "schedulerName": "default-scheduler",
-        "enableServiceLinks": true,
-        "preemptionPolicy": "PreemptLowerPriority",
-        "priority": 0,
-        "tolerations": [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
-             "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-             "effect": "NoExecute", "tolerationSeconds": 300},
-        ],
-    })
-}
-
-/// An ephemeral container as `kubectl debug -it --image=<image> --target=<target>` adds it.
-pub fn ephemeral_container(name: &str, image: &str, target: &str) -> Value {
-    let mut c = container(name, image);
-    if let Some(map) = c.as_object_mut() {
-        map.remove("ports");
-        map.insert("stdin".into(), json!(true));
-        map.insert("tty".into(), json!(true));
-        map.insert("targetContainerName".into(), json!(target));
-    }
-    c
-}
-
-/// A unique RFC 4122 (version 4 layout) uid, as the API server gives requests and objects.
-pub fn new_uid() -> String {
-    use ring::rand::SecureRandom as _;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("random bytes");
-    // Unique even if the random source repeated itself.
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-    bytes[10..16].copy_from_slice(&n[2..8]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-/// One `admission.k8s.io/v1` AdmissionReview request.
-#[derive(Clone, Debug)]
-pub struct Review {
-    uid: String,
-    group: String,
-    version: String,
-    kind: String,
-    resource: String,
-    sub_resource: Option<String>,
-    name: String,
-    namespace: String,
-    operation: &'static str,
-    object: Value,
-    old_object: Value,
-    dry_run: bool,
-    user: Value,
-}
-
-impl Review {
-    fn new(workload: Workload, operation: &'static str, object: Value, old_object: Value) -> Self {
-        let (group, version, kind, resource) = workload.gvkr();
-        let meta = if object.is_null() {
-            &old_object["metadata"]
-        } else {
-            &object["metadata"]
-        };
-        Review {
-            uid: new_uid(),
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-            resource: resource.into(),
-            sub_resource: None,
-            name: meta["name"].as_str().unwrap_or_default().to_string(),
-            namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
-            operation,
-            user: json!({
-                "username": "kubernetes-admin",
-                "groups": ["kubeadm:cluster-admins", "system:authenticated"],
-                "extra": {"authentication.kubernetes.io/credential-id":
-                          ["X509SHA256=5f2b3c4d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c"]},
-            }),
-            object,
-            old_object,
-            dry_run: false,
-        }
-    }
-
-    /// `kubectl create` / `apply` of a new object.
-    pub fn create(workload: Workload, object: Value) -> Self {
-        Review::new(workload, "CREATE", object, Value::Null)
-    }
-
-    /// An update from `old` to `new`.
-    pub fn update(workload: Workload, old: Value, new: Value) -> Self {
-        Review::new(workload, "UPDATE", new, old)
-    }
-
-    /// A deletion: no object, the old object as it was.
-    pub fn delete(workload: Workload, old: Value) -> Self {
-        Review::new(workload, "DELETE", Value::Null, old)
-    }
-
-    /// `kubectl debug`: an UPDATE of `pods/ephemeralcontainers` carrying the whole Pod.
-    pub fn ephemeral_containers(old: Value, new: Value) -> Self {
-        let mut review = Review::new(Workload::Pod, "UPDATE", new, old);
-        review.sub_resource = Some("ephemeralcontainers".into());
-        review
-    }
-
-    /// A request for a kind pullcheck does not know, e.g. `("", "v1", "ConfigMap", "configmaps")`.
-    pub fn create_other(gvkr: (&str, &str, &str, &str), object: Value) -> Self {
-        let mut review = Review::create(Workload::Pod, object);
-        review.group = gvkr.0.into();
-        review.version = gvkr.1.into();
-        review.kind = gvkr.2.into();
-        review.resource = gvkr.3.into();
-        review
-    }
-
-    pub fn dry_run(mut self, dry_run: bool) -> Self {
-        self.dry_run = dry_run;
-        self
-    }
-
-    pub fn uid(&self) -> &str {
-        &self.uid
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    pub fn kind(&self) -> &str {
-        &self.kind
-    }
-
-    pub fn operation(&self) -> &str {
-        self.operation
-    }
-
-    /// The whole AdmissionReview.
-    pub fn json(&self) -> Value {
-        let gvk = json!({"group": self.group, "version": self.version, "kind": self.kind});
-        let gvr = json!({"group": self.group, "version": self.version, "resource": self.resource});
-        let options = match self.operation {
-            "CREATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions",
-                               "fieldManager": "kubectl-client-side-apply",
-                               "fieldValidation": "Strict"}),
-            "UPDATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions",
-                               "fieldManager": "kubectl-client-side-apply",
-                               "fieldValidation": "Strict"}),
-            "DELETE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions",
-                               "propagationPolicy": "Background"}),
-            _ => Value::Null,
-        };
-        let mut request = json!({
-            "uid": self.uid,
-            "kind": gvk,
-            "resource": gvr,
-            "requestKind": gvk,
-            "requestResource": gvr,
-            "name": self.name,
-            "namespace": self.namespace,
-            "operation": self.operation,
-            "userInfo": self.user,
-            "object": self.object,
-            "oldObject": self.old_object,
-            "dryRun": self.dry_run,
-            "options": options,
-        });
-        if let Some(sub) = &self.sub_resource {
-            request["subResource"] = json!(sub);
-            request["requestSubResource"] = json!(sub);
-        }
-        json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": request,
-        })
-    }
 }

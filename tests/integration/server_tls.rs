@@ -17,13 +17,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::common::{
+    client_builder_over, eventually, install_crypto_provider, rustls_client_config, H2_AND_HTTP11,
+};
+
 const RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 /// Generous bound for anything that should happen "soon" on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(10);
-
-fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 
 fn new_pki() -> DevPki {
     certs::generate(&certs::default_sans("pullcheck", "pullcheck")).expect("generate dev PKI")
@@ -99,7 +99,7 @@ async fn start(settings: ServerSettings, app: Router) -> Running {
 }
 
 async fn start_with(settings: ServerSettings, app: Router, readiness: Readiness) -> Running {
-    install_provider();
+    install_crypto_provider();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let app = app.merge(server::health_routes(readiness.clone()));
@@ -109,12 +109,11 @@ async fn start_with(settings: ServerSettings, app: Router, readiness: Readiness)
     .await
 }
 
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    assert!(
+        eventually(PATIENCE, async || condition()).await,
+        "timed out waiting until {what}"
+    );
 }
 
 /// A new PKI with its leaf pair written as tls.crt/tls.key into a new temporary directory, which
@@ -127,26 +126,6 @@ fn leaf_files() -> (DevPki, tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::write(&cert, &pki.leaf.cert_pem).expect("write cert");
     std::fs::write(&key, &pki.leaf.key_pem).expect("write key");
     (pki, dir, cert, key)
-}
-
-fn client_config(
-    ca_pem: &str,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-    alpn: &[&[u8]],
-) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(cert.expect("CA PEM")).expect("add CA");
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
 }
 
 async fn tls_connect(
@@ -185,26 +164,17 @@ async fn http11_get(
     (status, body.to_owned())
 }
 
-/// A reqwest client that trusts only `ca_pem`, offering h2 and http/1.1 unless told otherwise.
+/// A reqwest client that trusts only `ca_pem` and offers `alpn`.
 fn https_client(ca_pem: &str, alpn: &[&[u8]]) -> reqwest::Client {
-    install_provider();
-    let config = client_config(
-        ca_pem,
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-        alpn,
-    );
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        // A fresh connection per request: rotation tests must see the certificate of a new handshake.
+    client_builder_over(rustls_client_config(ca_pem, rustls::DEFAULT_VERSIONS, alpn))
+        // A fresh connection per request: rotation tests must see a new handshake's certificate.
         .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }
 
-const BOTH: &[&[u8]] = &[b"h2", b"http/1.1"];
-
 async fn healthz_with(ca_pem: &str, addr: SocketAddr) -> Result<String, reqwest::Error> {
-    https_client(ca_pem, BOTH)
+    https_client(ca_pem, H2_AND_HTTP11)
         .get(format!("https://{addr}/healthz"))
         .send()
         .await?
@@ -214,20 +184,22 @@ async fn healthz_with(ca_pem: &str, addr: SocketAddr) -> Result<String, reqwest:
 }
 
 async fn wait_until_trusted(ca_pem: &str, addr: SocketAddr) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match healthz_with(ca_pem, addr).await {
-            Ok(body) => {
-                assert_eq!(body, "ok");
-                return;
-            }
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "server never presented a certificate of the expected CA: {e}"
-            ),
+    let mut last = None;
+    let trusted = eventually(PATIENCE, async || match healthz_with(ca_pem, addr).await {
+        Ok(body) => {
+            assert_eq!(body, "ok");
+            true
         }
-        tokio::time::sleep(RELOAD_INTERVAL / 2).await;
-    }
+        Err(e) => {
+            last = Some(e);
+            false
+        }
+    })
+    .await;
+    assert!(
+        trusted,
+        "server never presented a certificate of the expected CA: {last:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -241,7 +213,7 @@ async fn serves_healthz_over_tls12_and_tls13() {
         (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
         (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
     ] {
-        let config = client_config(&pki.ca.cert_pem, &[version], &[b"http/1.1"]);
+        let config = rustls_client_config(&pki.ca.cert_pem, &[version], &[b"http/1.1"]);
         let mut stream = tls_connect(server.addr, config).await.expect("handshake");
         assert_eq!(stream.get_ref().1.protocol_version(), Some(expected));
         assert_eq!(
@@ -258,7 +230,7 @@ async fn negotiates_http2_and_http11_through_alpn() {
     let server = start(settings(&cert, &key), Router::new()).await;
     let url = format!("https://{}/healthz", server.addr);
 
-    let h2 = https_client(&pki.ca.cert_pem, BOTH)
+    let h2 = https_client(&pki.ca.cert_pem, H2_AND_HTTP11)
         .get(&url)
         .send()
         .await
@@ -295,7 +267,7 @@ async fn readiness_turns_true_when_listening_and_false_on_shutdown() {
     assert!(!readiness.is_ready(), "not ready before serving");
     let server = start_with(settings(&cert, &key), Router::new(), readiness.clone()).await;
 
-    let response = https_client(&pki.ca.cert_pem, BOTH)
+    let response = https_client(&pki.ca.cert_pem, H2_AND_HTTP11)
         .get(format!("https://{}/readyz", server.addr))
         .send()
         .await
@@ -325,7 +297,7 @@ fn slow_app(delay: Duration) -> (Router, mpsc::UnboundedReceiver<()>) {
 
 #[tokio::test]
 async fn in_flight_request_finishes_after_shutdown_starts() {
-    for alpn in [BOTH, &[b"http/1.1" as &[u8]][..]] {
+    for alpn in [H2_AND_HTTP11, &[b"http/1.1" as &[u8]][..]] {
         let (pki, _dir, cert, key) = leaf_files();
         let (app, mut started) = slow_app(Duration::from_millis(800));
         let mut server = start(settings(&cert, &key), app).await;
@@ -363,11 +335,10 @@ async fn in_flight_request_finishes_after_shutdown_starts() {
 }
 
 async fn wait_until_refused(addr: SocketAddr) {
-    let deadline = Instant::now() + PATIENCE;
-    while TcpStream::connect(addr).await.is_ok() {
-        assert!(Instant::now() < deadline, "listener still accepting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        eventually(PATIENCE, async || TcpStream::connect(addr).await.is_err()).await,
+        "listener still accepting"
+    );
 }
 
 #[tokio::test]
@@ -378,7 +349,7 @@ async fn drain_timeout_cuts_off_requests_that_take_too_long() {
     settings.timeouts.drain_timeout = Duration::from_millis(300);
     let server = start(settings, app).await;
 
-    let client = https_client(&pki.ca.cert_pem, BOTH);
+    let client = https_client(&pki.ca.cert_pem, H2_AND_HTTP11);
     let url = format!("https://{}/slow", server.addr);
     let request = tokio::spawn(async move { client.get(url).send().await });
     tokio::time::timeout(PATIENCE, started.recv())
@@ -566,7 +537,7 @@ async fn disconnects_an_http11_client_that_sends_headers_too_slowly() {
     let (pki, _dir, cert, key) = leaf_files();
     let server = start(slow_settings(&cert, &key), Router::new()).await;
 
-    let config = client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let config = rustls_client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
     let stream = tls_connect(server.addr, config).await.expect("handshake");
     let (mut reader, mut writer) = tokio::io::split(stream);
     let trickle = tokio::spawn(async move {
@@ -598,7 +569,7 @@ async fn disconnects_an_http2_client_that_never_sends_a_request() {
     let (pki, _dir, cert, key) = leaf_files();
     let server = start(slow_settings(&cert, &key), Router::new()).await;
 
-    let config = client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"h2"]);
+    let config = rustls_client_config(&pki.ca.cert_pem, &[&rustls::version::TLS13], &[b"h2"]);
     let mut stream = tls_connect(server.addr, config).await.expect("handshake");
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     // Only the connection preface: never a HEADERS frame.
@@ -644,7 +615,7 @@ async fn keeps_a_connection_with_a_request_in_progress_past_the_header_timeout()
 
 #[tokio::test]
 async fn startup_errors_name_the_missing_file_and_the_busy_address() {
-    install_provider();
+    install_crypto_provider();
     let (_pki, _dir, cert, key) = leaf_files();
 
     let missing = cert.with_file_name("nope.crt");
@@ -679,7 +650,7 @@ async fn startup_errors_name_the_missing_file_and_the_busy_address() {
 
 #[tokio::test]
 async fn serve_binds_the_configured_address() {
-    install_provider();
+    install_crypto_provider();
     let (pki, _dir, cert, key) = leaf_files();
     // Pick a free port, release it, and hand it to serve.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")

@@ -26,12 +26,10 @@
 //! `GO_1_24_MESSAGES`; the test checks that the vectors still hold the old text (so the list
 //! is noticed when the vectors are regenerated) and expects the new one.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::vectors::{self, Checker};
 use base64::Engine;
-use common::vectors::{self, Checker};
 use pullcheck::credentials::dockerconfig::{self, SecretKind};
 use pullcheck::credentials::keyring::{self, Keyring};
 use pullcheck::credentials::Credential;

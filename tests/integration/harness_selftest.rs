@@ -1,11 +1,11 @@
 //! The test harness itself, checked against the real registry (distribution 2.8.2) and the fake:
 //! if these fail, every registry test built on tests/common is suspect.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{
+use crate::common::{
     basic_auth_value, FakeRegistry, Fixtures, Platform, RegistryAuth, Reply, TestRegistry,
     TokenRules, TokenService, MANIFEST_ACCEPT,
 };

@@ -2,12 +2,11 @@
 //! registries are real (htpasswd and token auth), and nothing secret reaches the log even at
 //! the most verbose level.
 
-mod common;
-
+use crate::common::apiserver::FakeApiServer;
+use crate::common::review::{container, pod_spec, Review, Workload};
+use crate::common::webhook::WebhookOptions;
+use crate::common::{Fixtures, RegistryAuth, TestRegistry, TokenRules, TokenService};
 use base64::Engine as _;
-use common::apiserver::FakeApiServer;
-use common::webhook::{container, pod_spec, Review, WebhookOptions, Workload};
-use common::{Fixtures, RegistryAuth, TestRegistry, TokenRules, TokenService};
 use serde_json::{json, Value};
 
 const BASIC_PASSWORD: &str = "htpasswd-S3cret-value";

@@ -1,9 +1,9 @@
 //! Registry behaviour a real registry cannot be made to show, on the fake: mixed anonymous and
 //! Basic repositories, a token service that moves, absurd token lifetimes, lying digests.
 
-mod common;
+use crate::common;
 
-use common::{FakeRegistry, FakeRequest, Reply};
+use crate::common::{FakeRegistry, RecordedRequest, Reply};
 use pullcheck::credentials::Credential;
 use pullcheck::reference::ImageRef;
 use pullcheck::registry::{RegistryClient, RegistryError, RegistrySettings};
@@ -13,14 +13,11 @@ use std::time::Duration;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn client(fake: &FakeRegistry) -> RegistryClient {
+fn client() -> RegistryClient {
     common::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!("pullcheck-quirks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let ca = dir.join("ca.crt");
-    std::fs::write(&ca, fake.ca_pem()).expect("ca");
     RegistryClient::new(&RegistrySettings {
-        extra_ca_files: vec![ca],
+        address_policy: crate::common::loopback_allowed(),
+        extra_ca_files: vec![common::ca_file().to_path_buf()],
         request_timeout: Duration::from_secs(3),
         ..RegistrySettings::default()
     })
@@ -42,7 +39,7 @@ fn ok(digest_char: char) -> Reply {
     answer_with_digest(&format!("sha256:{}", digest_char.to_string().repeat(64)))
 }
 
-fn has_basic(req: &FakeRequest) -> bool {
+fn has_basic(req: &RecordedRequest) -> bool {
     req.header("authorization")
         .is_some_and(|a| a.starts_with("Basic "))
 }
@@ -55,7 +52,7 @@ async fn a_basic_challenge_for_one_repository_does_not_refuse_anonymous_reads_of
         Some(_) if has_basic(req) => ok('b'),
         _ => Reply::unauthorized("Basic realm=\"corp\""),
     });
-    let client = client(&fake);
+    let client = client();
     let public = image(&fake, "public/app");
     let private = image(&fake, "private/app");
     assert!(client.resolve(&public, None).await.is_ok());
@@ -95,7 +92,7 @@ async fn follows_a_token_service_that_moved() {
             ))
         }
     });
-    let client = client(&fake);
+    let client = client();
     let reference = image(&fake, "lib/app");
     let user = Credential::new("u", "p", "secret ns/x");
     assert!(client.resolve(&reference, Some(&user)).await.is_ok());
@@ -118,14 +115,14 @@ async fn an_absurd_token_lifetime_is_bounded_not_a_panic() {
             req.bearer_challenge("repository:lib/app:pull")
         }
     });
-    let client = client(&fake);
+    let client = client();
     assert!(client.resolve(&image(&fake, "lib/app"), None).await.is_ok());
 }
 
 #[tokio::test]
 async fn a_malformed_or_lying_digest_is_a_registry_error() {
     let fake = FakeRegistry::always(answer_with_digest("sha256:../../etc"));
-    let got = client(&fake).resolve(&image(&fake, "lib/app"), None).await;
+    let got = client().resolve(&image(&fake, "lib/app"), None).await;
     assert!(
         matches!(got, Err(RegistryError::Protocol { .. })),
         "{got:?}"
@@ -133,7 +130,7 @@ async fn a_malformed_or_lying_digest_is_a_registry_error() {
 
     let fake = FakeRegistry::always(ok('e'));
     let asked = format!("{}/lib/app@sha256:{}", fake.addr(), "f".repeat(64));
-    let got = client(&fake)
+    let got = client()
         .resolve(&ImageRef::parse_normalized(&asked).expect("ref"), None)
         .await;
     assert!(
@@ -159,7 +156,7 @@ async fn suggestions_follow_a_paginated_tag_list() {
             _ => Reply::status(404),
         }
     });
-    let got = client(&fake)
+    let got = client()
         .resolve(
             &ImageRef::parse_normalized(&fake.image("lib/app", "v2.0.l")).expect("ref"),
             None,
@@ -184,7 +181,7 @@ async fn a_stalling_tag_list_still_reports_not_found_promptly() {
         }
     });
     let started = std::time::Instant::now();
-    let got = client(&fake).resolve(&image(&fake, "lib/app"), None).await;
+    let got = client().resolve(&image(&fake, "lib/app"), None).await;
     assert_eq!(
         got,
         Err(RegistryError::ManifestUnknown {
@@ -209,21 +206,40 @@ async fn credentials_never_go_to_a_plain_http_token_realm() {
             Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
         }
     });
-    let client = client(&fake);
+    let client = client();
     let reference = image(&fake, "lib/app");
-    // Anonymous: nothing secret to leak, the token is fetched.
-    assert!(client.resolve(&reference, None).await.is_ok());
+    // The realm is any URL the registry's owner chose: not even an anonymous request goes
+    // there in clear, and with credentials certainly not.
     let user = Credential::new("u", "p", "secret ns/x");
-    let got = client.resolve(&reference, Some(&user)).await;
-    assert!(
-        matches!(got, Err(RegistryError::Protocol { .. })),
-        "{got:?}"
-    );
-    assert!(
-        token_service
-            .requests()
-            .iter()
-            .all(|r| r.header("authorization").is_none()),
-        "no credential reached the plain-HTTP realm"
-    );
+    for credential in [None, Some(&user)] {
+        let got = client.resolve(&reference, credential).await;
+        assert!(
+            matches!(got, Err(RegistryError::Protocol { .. })),
+            "{got:?}"
+        );
+    }
+    assert_eq!(token_service.total(), 0, "the plain-HTTP realm was asked");
+}
+
+#[tokio::test]
+async fn a_plain_http_realm_on_an_insecure_registry_is_used() {
+    let token_service = FakeRegistry::start_plain_http(|_| Reply::token("t"));
+    let realm = format!("{}/token", token_service.url());
+    let fake = FakeRegistry::start(move |req| {
+        if req.bearer() == Some("t") {
+            ok('a')
+        } else {
+            Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
+        }
+    });
+    common::install_crypto_provider();
+    let client = RegistryClient::new(&RegistrySettings {
+        address_policy: crate::common::loopback_allowed(),
+        extra_ca_files: vec![common::ca_file().to_path_buf()],
+        insecure_registries: vec![token_service.addr()],
+        ..RegistrySettings::default()
+    })
+    .expect("client");
+    assert!(client.resolve(&image(&fake, "lib/app"), None).await.is_ok());
+    assert_eq!(token_service.total(), 1);
 }

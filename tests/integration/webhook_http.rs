@@ -3,38 +3,31 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use pullcheck::admission::Admission;
-use pullcheck::cache::{AnswerCache, CacheSettings};
-use pullcheck::check::{Engine, EngineSettings, MutableTagAdvice};
-use pullcheck::metrics::Metrics;
-use pullcheck::policy::{Mode, PolicySettings};
-use pullcheck::registry::{RegistryClient, RegistrySettings};
+use pullcheck::policy::Mode;
+use pullcheck::registry::RegistrySettings;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
+use crate::common::inprocess;
+use crate::common::review::{Review, Workload};
+
 const LIMIT: usize = 1 << 20;
 
+/// The uid every review here carries, so [`response`] can check it comes back.
+const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
+
 fn app(mode: Mode) -> axum::Router {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let registry = RegistryClient::new(&RegistrySettings {
-        connect_timeout: Duration::from_millis(500),
-        ..RegistrySettings::default()
-    })
-    .expect("registry client");
-    let engine = Engine::new(
-        registry,
-        AnswerCache::new(CacheSettings::default()),
-        EngineSettings {
-            budget: Duration::from_secs(2),
-            mutable_tags: MutableTagAdvice::IfNotPresent,
-            single_manifests: true,
+    let engine = inprocess::engine_with(
+        &RegistrySettings {
+            address_policy: crate::common::loopback_allowed(),
+            connect_timeout: Duration::from_millis(500),
+            ..RegistrySettings::default()
         },
-        Arc::new(Metrics::new()),
+        Duration::from_secs(2),
     );
-    let admission = Admission::new(Arc::new(engine), PolicySettings::default());
-    pullcheck::webhook::router(Arc::new(admission), mode, LIMIT)
+    pullcheck::webhook::router(Arc::new(inprocess::admission(engine)), mode, LIMIT)
 }
 
 async fn post(app: axum::Router, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
@@ -54,25 +47,9 @@ async fn post(app: axum::Router, path: &str, body: Vec<u8>) -> (StatusCode, Vec<
     (status, bytes.to_vec())
 }
 
-fn review(operation: &str, kind: (&str, &str, &str), object: Value, old: Value) -> Vec<u8> {
-    let (group, version, kind) = kind;
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
-            "name": "web",
-            "namespace": "prod",
-            "operation": operation,
-            "userInfo": {"username": "admin"},
-            "object": object,
-            "oldObject": old,
-            "dryRun": false,
-        }
-    }))
-    .expect("json")
+/// `review` as a request body, with the uid [`response`] expects back.
+fn as_body(review: Review) -> Vec<u8> {
+    review.with_uid(UID).body()
 }
 
 fn pod(containers: Value) -> Value {
@@ -84,20 +61,16 @@ fn response(body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).expect("review JSON");
     assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(v["kind"], "AdmissionReview");
-    assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(v["response"]["uid"], UID);
     v["response"].clone()
 }
 
-const POD: (&str, &str, &str) = ("", "v1", "Pod");
-
 #[tokio::test]
 async fn denies_an_invalid_reference_with_the_parser_reason() {
-    let body = review(
-        "CREATE",
-        POD,
+    let body = as_body(Review::create(
+        Workload::Pod,
         pod(json!([{"name": "app", "image": "Nginx:1.27", "imagePullPolicy": "IfNotPresent"}])),
-        Value::Null,
-    );
+    ));
     let (status, bytes) = post(app(Mode::Enforce), "/validate", body).await;
     assert_eq!(status, StatusCode::OK);
     let r = response(&bytes);
@@ -114,12 +87,10 @@ async fn denies_an_invalid_reference_with_the_parser_reason() {
 
 #[tokio::test]
 async fn warn_mode_admits_with_the_same_finding_as_a_warning() {
-    let body = review(
-        "CREATE",
-        POD,
+    let body = as_body(Review::create(
+        Workload::Pod,
         pod(json!([{"name": "app", "image": "Nginx:1.27"}])),
-        Value::Null,
-    );
+    ));
     let (status, bytes) = post(app(Mode::Enforce), "/validate/warn", body).await;
     assert_eq!(status, StatusCode::OK);
     let r = response(&bytes);
@@ -134,14 +105,12 @@ async fn warn_mode_admits_with_the_same_finding_as_a_warning() {
 
 #[tokio::test]
 async fn reports_every_failing_image_naming_each_container() {
-    let body = review(
-        "CREATE",
-        POD,
+    let body = as_body(Review::create(
+        Workload::Pod,
         json!({"spec": {
             "initContainers": [{"name": "migrate", "image": "Foo:1"}],
             "containers": [{"name": "app", "image": "bad image"}, {"name": "side", "image": "x:-bad"}]}}),
-        Value::Null,
-    );
+    ));
     let (_, bytes) = post(app(Mode::Enforce), "/validate", body).await;
     let r = response(&bytes);
     let msg = r["status"]["message"].as_str().expect("message");
@@ -158,23 +127,19 @@ async fn reports_every_failing_image_naming_each_container() {
 #[tokio::test]
 async fn never_pull_policy_and_delete_are_not_checked() {
     // 127.0.0.1:1 refuses connections: any check would produce a finding.
-    let never = review(
-        "CREATE",
-        POD,
+    let never = as_body(Review::create(
+        Workload::Pod,
         pod(json!([{"name": "app", "image": "127.0.0.1:1/app:v1", "imagePullPolicy": "Never"}])),
-        Value::Null,
-    );
+    ));
     let (_, bytes) = post(app(Mode::Enforce), "/validate", never).await;
     let r = response(&bytes);
     assert_eq!(r["allowed"], true);
     assert!(r.get("warnings").is_none(), "{r}");
 
-    let delete = review(
-        "DELETE",
-        POD,
-        Value::Null,
+    let delete = as_body(Review::delete(
+        Workload::Pod,
         pod(json!([{"name": "app", "image": "Nope"}])),
-    );
+    ));
     let (_, bytes) = post(app(Mode::Enforce), "/validate", delete).await;
     let r = response(&bytes);
     assert_eq!(r["allowed"], true);
@@ -189,7 +154,7 @@ async fn update_checks_only_new_images() {
     let (_, bytes) = post(
         app(Mode::Enforce),
         "/validate",
-        review("UPDATE", POD, relabeled, old.clone()),
+        as_body(Review::update(Workload::Pod, old.clone(), relabeled)),
     )
     .await;
     assert_eq!(
@@ -202,7 +167,7 @@ async fn update_checks_only_new_images() {
     let (_, bytes) = post(
         app(Mode::Enforce),
         "/validate",
-        review("UPDATE", POD, changed, old),
+        as_body(Review::update(Workload::Pod, old, changed)),
     )
     .await;
     let r = response(&bytes);
@@ -215,12 +180,10 @@ async fn update_checks_only_new_images() {
 
 #[tokio::test]
 async fn unknown_kinds_are_admitted_with_a_note() {
-    let body = review(
-        "CREATE",
-        ("example.com", "v1", "Widget"),
+    let body = as_body(Review::create_other(
+        ("example.com", "v1", "Widget", "widgets"),
         json!({"spec": {"image": "x"}}),
-        Value::Null,
-    );
+    ));
     let (status, bytes) = post(app(Mode::Enforce), "/validate", body).await;
     assert_eq!(status, StatusCode::OK);
     let r = response(&bytes);
@@ -268,12 +231,10 @@ async fn a_body_over_the_limit_gets_413_and_the_server_keeps_serving() {
     let (status, bytes) = post(app.clone(), "/validate", huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(String::from_utf8_lossy(&bytes).contains("larger than"));
-    let ok = review(
-        "CREATE",
-        POD,
+    let ok = as_body(Review::create(
+        Workload::Pod,
         pod(json!([{"name": "a", "image": "Bad"}])),
-        Value::Null,
-    );
+    ));
     let (status, _) = post(app, "/validate", ok).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -293,7 +254,7 @@ async fn a_pod_with_500_containers_is_answered() {
     let (status, bytes) = post(
         app(Mode::Enforce),
         "/validate",
-        review("CREATE", POD, pod(Value::Array(containers)), Value::Null),
+        as_body(Review::create(Workload::Pod, pod(Value::Array(containers)))),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -308,12 +269,10 @@ async fn a_pod_with_500_containers_is_answered() {
 #[tokio::test]
 async fn metrics_count_reviews_by_decision() {
     let app = app(Mode::Enforce);
-    let body = review(
-        "CREATE",
-        POD,
+    let body = as_body(Review::create(
+        Workload::Pod,
         pod(json!([{"name": "a", "image": "Bad"}])),
-        Value::Null,
-    );
+    ));
     post(app.clone(), "/validate", body).await;
     let resp = app
         .oneshot(Request::get("/metrics").body(Body::empty()).expect("req"))
@@ -352,7 +311,7 @@ async fn update_rechecks_every_image_when_secrets_or_placement_change() {
         let (_, bytes) = post(
             app(Mode::Enforce),
             "/validate",
-            review("UPDATE", POD, new, old.clone()),
+            as_body(Review::update(Workload::Pod, old.clone(), new)),
         )
         .await;
         let r = response(&bytes);
@@ -367,7 +326,7 @@ async fn mirror_pods_are_not_checked() {
     let (_, bytes) = post(
         app(Mode::Enforce),
         "/validate",
-        review("CREATE", POD, mirror, Value::Null),
+        as_body(Review::create(Workload::Pod, mirror)),
     )
     .await;
     let r = response(&bytes);
@@ -384,12 +343,7 @@ async fn only_pods_can_be_mirror_pods() {
     let (_, bytes) = post(
         app(Mode::Enforce),
         "/validate",
-        review(
-            "CREATE",
-            ("apps", "v1", "Deployment"),
-            deployment,
-            Value::Null,
-        ),
+        as_body(Review::create(Workload::Deployment, deployment)),
     )
     .await;
     assert_eq!(response(&bytes)["allowed"], false);

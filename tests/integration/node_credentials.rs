@@ -1,12 +1,10 @@
 //! Credentials the webhook cannot see in the pod: a node docker config used as the node
 //! keyring (after the pod's secrets), and registries nodes pull with credential providers.
 
-mod common;
-
+use crate::common::inprocess;
+use crate::common::review::Workload;
+use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
-use common::inprocess;
-use common::webhook::Workload;
-use common::{Fixtures, RegistryAuth, TestRegistry};
 use pullcheck::admission::Admission;
 use pullcheck::credentials::dockerconfig;
 use pullcheck::credentials::keyring::Keyring;

@@ -1,9 +1,11 @@
 //! The registry client against a real registry (Debian's docker-registry, CNCF distribution)
 //! with TLS and htpasswd or token auth, and against the fake for what a real one cannot do.
 
-mod common;
+use crate::common;
 
-use common::{FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService};
+use crate::common::{
+    FakeRegistry, Fixtures, RegistryAuth, Reply, TestRegistry, TokenRules, TokenService,
+};
 use pullcheck::credentials::Credential;
 use pullcheck::reason::Reason;
 use pullcheck::reference::ImageRef;
@@ -15,6 +17,7 @@ use std::time::Duration;
 fn client_for(ca_file: &std::path::Path) -> RegistryClient {
     common::install_crypto_provider();
     RegistryClient::new(&RegistrySettings {
+        address_policy: crate::common::loopback_allowed(),
         extra_ca_files: vec![ca_file.to_path_buf()],
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(3),
@@ -293,7 +296,7 @@ async fn token_service_rejecting_the_password_is_unauthorized_with_credentials()
 #[tokio::test]
 async fn rate_limits_carry_retry_after_in_both_forms() {
     let fake = FakeRegistry::always(Reply::too_many_requests_secs(30));
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await;
@@ -359,7 +362,7 @@ async fn server_errors_and_garbage_are_registry_errors() {
     ];
     for (reply, expected) in cases {
         let fake = FakeRegistry::always(reply.clone());
-        let client = client_for(&write_ca(fake.ca_pem()));
+        let client = client_for(common::ca_file());
         let got = client
             .resolve(&image(&fake.image("lib/app", "v1")), None)
             .await;
@@ -370,7 +373,7 @@ async fn server_errors_and_garbage_are_registry_errors() {
     }
     // 200 without a digest still proves the manifest exists; nothing to hash, no GET.
     let fake = FakeRegistry::always(Reply::garbage_ok());
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await
@@ -388,7 +391,7 @@ async fn a_token_service_answering_garbage_is_a_registry_error() {
             req.bearer_challenge("repository:lib/app:pull")
         }
     });
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let got = client
         .resolve(&image(&fake.image("lib/app", "v1")), None)
         .await;
@@ -402,6 +405,7 @@ async fn a_token_service_answering_garbage_is_a_registry_error() {
 async fn names_why_a_registry_is_unreachable() {
     common::install_crypto_provider();
     let client = RegistryClient::new(&RegistrySettings {
+        address_policy: crate::common::loopback_allowed(),
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(800),
         ..RegistrySettings::default()
@@ -451,7 +455,7 @@ async fn names_why_a_registry_is_unreachable() {
     );
     // A stall.
     let fake = FakeRegistry::always(Reply::Stall);
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let stalled = client.resolve(&image(&fake.image("app", "v1")), None).await;
     assert!(
         matches!(
@@ -474,6 +478,7 @@ async fn insecure_registries_are_spoken_to_over_plain_http() {
     common::install_crypto_provider();
     let reference = image(&fake.image("app", "v1"));
     let secure = RegistryClient::new(&RegistrySettings {
+        address_policy: crate::common::loopback_allowed(),
         request_timeout: Duration::from_secs(2),
         ..RegistrySettings::default()
     })
@@ -483,6 +488,7 @@ async fn insecure_registries_are_spoken_to_over_plain_http() {
         Err(RegistryError::Unreachable { .. })
     ));
     let insecure = RegistryClient::new(&RegistrySettings {
+        address_policy: crate::common::loopback_allowed(),
         insecure_registries: vec![fake.addr()],
         ..RegistrySettings::default()
     })
@@ -496,16 +502,6 @@ async fn insecure_registries_are_spoken_to_over_plain_http() {
 
 /// Whether an error is the one a case expects.
 type Expectation = fn(&RegistryError) -> bool;
-
-fn write_ca(pem: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("pullcheck-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("ca.crt");
-    if !path.exists() {
-        std::fs::write(&path, pem).expect("write ca");
-    }
-    path
-}
 
 #[tokio::test]
 async fn reads_index_platforms_and_single_manifest_configs_by_digest() {
@@ -584,7 +580,7 @@ async fn content_that_does_not_match_its_digest_is_rejected() {
             )
         }
     });
-    let client = client_for(&write_ca(fake.ca_pem()));
+    let client = client_for(common::ca_file());
     let reference = image(&fake.image("lib/app", "v1"));
     let resolved = client.resolve(&reference, None).await.expect("head");
     let got = client

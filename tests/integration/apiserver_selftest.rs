@@ -2,13 +2,13 @@
 //! kube-apiserver does: GET with 404 Status, LIST with resourceVersion, WATCH with replay, live
 //! events, bookmarks and 410 on a compacted resourceVersion, and outages on demand.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::apiserver::{FakeApiServer, FAKE_TOKEN};
-use common::eventually;
+use crate::common::apiserver::{FakeApiServer, FAKE_TOKEN};
+use crate::common::eventually;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, ServiceAccount};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
@@ -285,7 +285,7 @@ async fn reflector_lists_then_sees_add_modify_delete_within_a_second() {
 
     assert_eq!(store.len(), 2);
     let list_rv = fake.resource_version().to_string();
-    assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 1).await);
+    assert!(eventually(Duration::from_secs(1), async || fake.active_watches() == 1).await);
     let watch = fake
         .requests()
         .into_iter()
@@ -303,7 +303,7 @@ async fn reflector_lists_then_sees_add_modify_delete_within_a_second() {
             .collect()
     };
     fake.put(node("n3", "arm64"));
-    assert!(eventually(Duration::from_secs(1), || names().contains("n3")).await);
+    assert!(eventually(Duration::from_secs(1), async || names().contains("n3")).await);
 
     fake.put(node("n1", "arm64"));
     let arch_of_n1 = || {
@@ -320,13 +320,13 @@ async fn reflector_lists_then_sees_add_modify_delete_within_a_second() {
             })
     };
     assert!(
-        eventually(Duration::from_secs(1), || arch_of_n1().as_deref()
+        eventually(Duration::from_secs(1), async || arch_of_n1().as_deref()
             == Some("arm64"))
         .await
     );
 
     fake.delete("Node", "", "n2");
-    assert!(eventually(Duration::from_secs(1), || !names().contains("n2")).await);
+    assert!(eventually(Duration::from_secs(1), async || !names().contains("n2")).await);
     assert_eq!(
         names(),
         BTreeSet::from(["n1".to_string(), "n3".to_string()])
@@ -412,12 +412,12 @@ async fn reflector_relists_after_outage_when_its_resource_version_was_compacted(
     let fake = FakeApiServer::start();
     fake.put(node("n1", "amd64"));
     let (store, task) = node_reflector(&fake).await;
-    assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 1).await);
+    assert!(eventually(Duration::from_secs(1), async || fake.active_watches() == 1).await);
 
     // While the watch is cut and re-watches fail, a node arrives and history is compacted, so
     // the reflector's resourceVersion is too old when the API comes back.
     fake.set_down(Some(503));
-    assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 0).await);
+    assert!(eventually(Duration::from_secs(1), async || fake.active_watches() == 0).await);
     fake.put(node("n2", "arm64"));
     fake.compact();
     fake.set_down(None);
@@ -428,7 +428,7 @@ async fn reflector_relists_after_outage_when_its_resource_version_was_compacted(
             .iter()
             .any(|n| n.metadata.name.as_deref() == Some("n2"))
     };
-    assert!(eventually(Duration::from_secs(3), has_n2).await);
+    assert!(eventually(Duration::from_secs(3), async || has_n2()).await);
     assert_eq!(
         fake.count_lists("/api/v1/nodes"),
         2,
@@ -476,7 +476,11 @@ async fn default_kube_client_retries_a_short_503_outage_by_itself() {
 
     let pending = tokio::spawn(async move { secrets.get("regcred").await });
     let path = "/api/v1/namespaces/default/secrets/regcred";
-    assert!(eventually(Duration::from_secs(2), || fake.count("GET", path) >= 2).await);
+    assert!(
+        eventually(Duration::from_secs(2), async || fake.count("GET", path)
+            >= 2)
+        .await
+    );
     fake.set_down(None);
     let got = tokio::time::timeout(Duration::from_secs(5), pending)
         .await

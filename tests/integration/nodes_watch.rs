@@ -1,11 +1,9 @@
 //! `NodeSet::watch` against the fake API server: the first list, live changes, outages, relists.
 
-mod common;
-
 use std::time::Duration;
 
-use common::apiserver::FakeApiServer;
-use common::{eventually, linux_node};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::{eventually, linux_node};
 use pullcheck::nodes::NodeSet;
 use pullcheck::placement::NodeInfo;
 use pullcheck::platform::MatcherKind::{self, ContainerdOnly, ContainerdStrict};
@@ -40,7 +38,7 @@ const ARM: (&str, &str, MatcherKind) = ("arm", "linux/arm64/v8", ContainerdStric
 async fn assert_becomes(nodes: &NodeSet, within: Duration, rows: &[(&str, &str, MatcherKind)]) {
     let want = expect(rows);
     assert!(
-        eventually(within, || summary(nodes) == want).await,
+        eventually(within, async || summary(nodes) == want).await,
         "got {:?}",
         summary(nodes)
     );
@@ -49,11 +47,11 @@ async fn assert_becomes(nodes: &NodeSet, within: Duration, rows: &[(&str, &str, 
 async fn synced_watch(fake: &FakeApiServer, matcher_override: Option<MatcherKind>) -> NodeSet {
     let nodes = NodeSet::watch(fake.client().await, matcher_override);
     assert!(
-        eventually(Duration::from_secs(5), || nodes.is_synced()).await,
+        eventually(Duration::from_secs(5), async || nodes.is_synced()).await,
         "first list within 5 s"
     );
     assert!(
-        eventually(Duration::from_secs(2), || fake.active_watches() == 1).await,
+        eventually(Duration::from_secs(2), async || fake.active_watches() == 1).await,
         "watching after the list"
     );
     nodes
@@ -126,7 +124,7 @@ async fn keeps_the_last_snapshot_while_the_api_server_is_down_and_catches_up_aft
     let nodes = synced_watch(&fake, None).await;
 
     fake.set_down(Some(503));
-    assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 0).await);
+    assert!(eventually(Duration::from_secs(1), async || fake.active_watches() == 0).await);
     fake.put(linux_node("late", "arm64", "containerd://1.7.22"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -151,7 +149,7 @@ async fn relists_after_compaction_and_drops_nodes_deleted_during_the_outage() {
     let nodes = synced_watch(&fake, None).await;
 
     fake.set_down(Some(503));
-    assert!(eventually(Duration::from_secs(1), || fake.active_watches() == 0).await);
+    assert!(eventually(Duration::from_secs(1), async || fake.active_watches() == 0).await);
     fake.delete("Node", "", "amd");
     fake.compact();
     fake.set_down(None);
@@ -171,7 +169,7 @@ async fn stays_empty_and_unsynced_while_listing_is_forbidden_then_syncs() {
 
     let nodes = NodeSet::watch(fake.client().await, None);
     assert!(
-        eventually(Duration::from_secs(2), || fake
+        eventually(Duration::from_secs(2), async || fake
             .count("GET", "/api/v1/nodes")
             >= 1)
         .await,
@@ -183,7 +181,7 @@ async fn stays_empty_and_unsynced_while_listing_is_forbidden_then_syncs() {
 
     fake.set_path_status("/api/v1/nodes", None);
     assert!(
-        eventually(Duration::from_secs(5), || nodes.is_synced()).await,
+        eventually(Duration::from_secs(5), async || nodes.is_synced()).await,
         "retried with backoff and synced"
     );
     assert_eq!(summary(&nodes), expect(&[AMD, ARM]));
@@ -202,7 +200,7 @@ async fn dropping_the_last_clone_stops_the_watch() {
 
     drop(clone);
     assert!(
-        eventually(Duration::from_secs(2), || fake.active_watches() == 0).await,
+        eventually(Duration::from_secs(2), async || fake.active_watches() == 0).await,
         "the watch stream was closed"
     );
 }

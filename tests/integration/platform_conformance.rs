@@ -16,9 +16,7 @@
 //!
 //! All mismatches are collected and reported together.
 
-mod common;
-
-use common::vectors::{self, Checker};
+use crate::common::vectors::{self, Checker};
 use pullcheck::platform::{
     match_quality, matches, node_platform, MatchQuality, MatcherKind, Platform,
 };

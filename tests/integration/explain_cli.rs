@@ -1,10 +1,8 @@
 //! `pullcheck explain` through the real binary: its documented JSON, its text, and that no
 //! password or token ever appears in what it prints.
 
-mod common;
-
+use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
-use common::{Fixtures, RegistryAuth, TestRegistry};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Output;
@@ -15,6 +13,7 @@ fn explain(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_pullcheck"))
         .arg("explain")
         .args(args)
+        .env("PULLCHECK_ALLOW_REGISTRY_ADDRESS", crate::common::LOOPBACK)
         .output()
         .expect("run pullcheck explain")
 }

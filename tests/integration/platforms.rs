@@ -2,12 +2,12 @@
 //! manifests, nodes from the fake API server (watched) or from configuration, and reviews
 //! through `Admission::review`.
 
-mod common;
-
-use common::apiserver::FakeApiServer;
-use common::inprocess::{self, check};
-use common::webhook::Workload;
-use common::{eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::inprocess::{self, check};
+use crate::common::review::Workload;
+use crate::common::{
+    eventually, linux_node, Fixtures, IndexFlavor, Platform, RegistryAuth, TestRegistry,
+};
 use pullcheck::admission::Admission;
 use pullcheck::nodes::NodeSet;
 use pullcheck::platform::{self, MatcherKind};
@@ -97,7 +97,7 @@ async fn follows_node_selectors_and_warns_when_only_some_nodes_can_pull() {
         api.put(linux_node(name, arch, runtime));
     }
     let nodes = NodeSet::watch(api.client().await, None);
-    eventually(Duration::from_secs(2), || {
+    eventually(Duration::from_secs(2), async || {
         nodes.is_synced() && nodes.snapshot().len() == 3
     })
     .await;
@@ -217,7 +217,7 @@ async fn windows_images_must_match_the_nodes_build() {
                 "kubeletVersion": "v1.34.0", "kubeProxyVersion": "", "machineID": "m", "systemUUID": "s", "bootID": "b"}}}));
     }
     let nodes = NodeSet::watch(api.client().await, None);
-    eventually(Duration::from_secs(2), || nodes.snapshot().len() == 2).await;
+    eventually(Duration::from_secs(2), async || nodes.snapshot().len() == 2).await;
     let mixed = checker(&registry, nodes);
     let v = check(&mixed, pod(&image, spec.clone())).await;
     assert!(v.allowed, "{}", v.message);

@@ -2,13 +2,11 @@
 //! service accounts served by the fake API server in Kubernetes' wire format, images on a real
 //! registry with htpasswd auth.
 
-mod common;
-
+use crate::common::apiserver::FakeApiServer;
+use crate::common::inprocess::{self, check};
+use crate::common::review::Workload;
+use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
-use common::apiserver::FakeApiServer;
-use common::inprocess::{self, check};
-use common::webhook::Workload;
-use common::{Fixtures, RegistryAuth, TestRegistry};
 use pullcheck::admission::Admission;
 use pullcheck::credentials::cluster::{ClusterReader, ClusterSettings};
 use serde_json::{json, Value};

@@ -1,11 +1,10 @@
 //! The platform check through the real binary: node platforms from configuration and from a
 //! watch on the (fake) API server.
 
-mod common;
-
-use common::apiserver::FakeApiServer;
-use common::webhook::{container, pod_spec, Answer, Review, Webhook, WebhookOptions, Workload};
-use common::{linux_node, Fixtures, RegistryAuth, TestRegistry};
+use crate::common::apiserver::FakeApiServer;
+use crate::common::review::{container, pod_spec, Review, Workload};
+use crate::common::webhook::{Answer, Webhook, WebhookOptions};
+use crate::common::{eventually, linux_node, Fixtures, RegistryAuth, TestRegistry};
 use std::time::Duration;
 
 fn pod(image: &str) -> Review {
@@ -15,17 +14,18 @@ fn pod(image: &str) -> Review {
     )
 }
 
-/// Reviews every 100 ms (at most 50 times) until the answer's `allowed` is `allowed`: the watch
-/// may not have caught up with the nodes yet (before its first list, platforms are not checked).
+/// Reviews again (for up to 10 s) until the answer's `allowed` is `allowed`: the watch may not
+/// have caught up with the nodes yet (before its first list, platforms are not checked).
 async fn review_until(webhook: &Webhook, review: &Review, allowed: bool) -> Option<Answer> {
-    for _ in 0..50 {
-        let answer = webhook.review(review).await;
-        if answer.allowed() == allowed {
-            return Some(answer);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
+    let mut answer = None;
+    let settled = eventually(Duration::from_secs(10), async || {
+        let got = webhook.review(review).await;
+        let done = got.allowed() == allowed;
+        answer = Some(got);
+        done
+    })
+    .await;
+    answer.filter(|_| settled)
 }
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! `pullcheck explain --namespace NS --service-account SA`: the service account's secrets read
 //! from the cluster (the fake API server, through KUBECONFIG).
 
-mod common;
-
+use crate::common::apiserver::FakeApiServer;
+use crate::common::{Fixtures, RegistryAuth, TestRegistry};
 use base64::Engine as _;
-use common::apiserver::FakeApiServer;
-use common::{Fixtures, RegistryAuth, TestRegistry};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -38,6 +36,7 @@ async fn reads_a_service_accounts_secrets_from_the_cluster() {
         .args(["--output", "json", "--registry-ca"])
         .arg(registry.ca_file())
         .env("KUBECONFIG", &kubeconfig)
+        .env("PULLCHECK_ALLOW_REGISTRY_ADDRESS", crate::common::LOOPBACK)
         .output()
         .expect("run explain");
     let stdout = String::from_utf8_lossy(&out.stdout);

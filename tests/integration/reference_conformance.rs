@@ -20,9 +20,7 @@
 //!
 //! All mismatches are collected and reported together.
 
-mod common;
-
-use common::vectors::{self, Checker};
+use crate::common::vectors::{self, Checker};
 use pullcheck::reference::{
     self, default_pull_policy, grammar, kubelet_cri_image, validate_digest, DigestAlgorithms,
     ImageRef, ParsedReference, ReferenceError,
