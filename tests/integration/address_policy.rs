@@ -129,6 +129,12 @@ async fn token_realms_at_refused_addresses_get_no_request() {
         let client = client(&["127.0.0.1/32"], &["localhost"]);
         let got = client.resolve(&image(&fake.image("app", "v1")), None).await;
         assert_eq!(got, Err(RegistryError::AddressNotAllowed), "{realm}");
+        assert!(
+            fake.requests()
+                .iter()
+                .all(|r| r.header("authorization").is_none()),
+            "a token was obtained from {realm}"
+        );
     }
     assert_eq!(recorder.connections(), 0);
 }
