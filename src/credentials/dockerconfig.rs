@@ -25,6 +25,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::go::{base64, utf8};
+
 /// Secret type whose `.dockerconfigjson` the kubelet reads (`v1.SecretTypeDockerConfigJson`).
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 /// Secret type whose `.dockercfg` the kubelet reads (`v1.SecretTypeDockercfg`).
@@ -429,7 +431,7 @@ fn upsert(entries: &mut Vec<DockerConfigEntry>, entry: DockerConfigEntry) {
 /// unpadded, always over the *untrimmed* field; split on the first `:`; nothing trimmed.
 fn decode_auth(key: &str, field: &str) -> Result<(String, String), DockerConfigError> {
     let padded = field.trim().ends_with('=');
-    let decoded = go_base64_decode(field.as_bytes(), padded).map_err(|offset| {
+    let decoded = base64::decode(field.as_bytes(), padded).map_err(|offset| {
         DockerConfigError::AuthBase64 {
             key: key.to_string(),
             offset,
@@ -467,99 +469,6 @@ fn go_field_matches(key: &str, field: &str) -> bool {
         }
     }
     key_chars.next().is_none()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Go's base64 decoder (encoding/base64, non-strict).
-
-const BASE64_INVALID: u8 = 0xff;
-
-fn base64_value(c: u8) -> u8 {
-    match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => BASE64_INVALID,
-    }
-}
-
-/// `base64.StdEncoding.DecodeString` (`padded`) or `RawStdEncoding.DecodeString`. `\r` and
-/// `\n` are skipped anywhere; trailing bits need not be zero. The error is Go's
-/// `CorruptInputError` offset.
-fn go_base64_decode(src: &[u8], padded: bool) -> Result<Vec<u8>, usize> {
-    let is_newline = |c: u8| c == b'\n' || c == b'\r';
-    let mut out = Vec::with_capacity(src.len() / 4 * 3 + 3);
-    let mut si = 0;
-    while si < src.len() {
-        // One quantum of up to four symbols (Go's decodeQuantum).
-        let mut dbuf = [0u8; 4];
-        let mut dlen = 4;
-        let mut trailing_garbage = None;
-        let mut j = 0;
-        while j < 4 {
-            if si == src.len() {
-                if j == 0 {
-                    return Ok(out);
-                }
-                if j == 1 || padded {
-                    return Err(si - j);
-                }
-                dlen = j;
-                break;
-            }
-            let c = src[si];
-            si += 1;
-            let v = base64_value(c);
-            if v != BASE64_INVALID {
-                dbuf[j] = v;
-                j += 1;
-                continue;
-            }
-            if is_newline(c) {
-                continue;
-            }
-            if !padded || c != b'=' {
-                return Err(si - 1);
-            }
-            match j {
-                0 | 1 => return Err(si - 1),
-                2 => {
-                    // "==" is required; the first '=' is consumed.
-                    while si < src.len() && is_newline(src[si]) {
-                        si += 1;
-                    }
-                    if si == src.len() {
-                        return Err(src.len());
-                    }
-                    if src[si] != b'=' {
-                        return Err(si - 1);
-                    }
-                    si += 1;
-                }
-                _ => {}
-            }
-            while si < src.len() && is_newline(src[si]) {
-                si += 1;
-            }
-            if si < src.len() {
-                trailing_garbage = Some(si);
-            }
-            dlen = j;
-            break;
-        }
-        let val = (u32::from(dbuf[0]) << 18)
-            | (u32::from(dbuf[1]) << 12)
-            | (u32::from(dbuf[2]) << 6)
-            | u32::from(dbuf[3]);
-        let bytes = [(val >> 16) as u8, (val >> 8) as u8, val as u8];
-        out.extend_from_slice(&bytes[..dlen - 1]);
-        if let Some(offset) = trailing_garbage {
-            return Err(offset);
-        }
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1015,20 +924,6 @@ impl Iterator for Members<'_> {
     }
 }
 
-/// Decodes one UTF-8 sequence like Go's `utf8.DecodeRune`: any invalid sequence is
-/// (U+FFFD, 1 byte).
-pub(crate) fn go_decode_rune(b: &[u8]) -> (char, usize) {
-    let end = b.len().min(4);
-    let valid = match std::str::from_utf8(&b[..end]) {
-        Ok(s) => s,
-        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
-    };
-    match valid.chars().next() {
-        Some(c) => (c, c.len_utf8()),
-        None => (char::REPLACEMENT_CHARACTER, 1),
-    }
-}
-
 fn hex4(b: &[u8]) -> Option<u32> {
     if b.len() < 6 || b[0] != b'\\' || b[1] != b'u' {
         return None;
@@ -1086,7 +981,7 @@ fn go_unquote(s: &[u8]) -> String {
             r += 1;
             continue;
         }
-        let (ch, n) = go_decode_rune(&s[r..]);
+        let (ch, n) = utf8::decode_rune(&s[r..]);
         out.push(ch);
         r += n;
     }
@@ -1130,10 +1025,6 @@ mod tests {
             ("Zm9vOmJhcgo=", Ok(("foo", "bar\n"))),
             ("Zm9vOg==", Ok(("foo", ""))),
             ("OmJhcg==", Ok(("", "bar"))),
-            // Go skips newlines inside base64
-            ("Zm9v\nOmJh\r\ncg==", Ok(("foo", "bar"))),
-            // non-canonical trailing bits are accepted (Go's decoder is not strict)
-            ("Zm9vOmJhch==", Ok(("foo", "bar"))),
             (
                 "cGFudHM=",
                 Err("unable to parse auth field, must be formatted as base64(username:password)"),
@@ -1143,22 +1034,13 @@ mod tests {
             (" Zm9vOmJhcg==", Err("illegal base64 data at input byte 0")),
             // trailing space: TrimSpace picks the padded decoder, which then hits the space
             ("Zm9vOmJhcg== ", Err("illegal base64 data at input byte 12")),
-            // padded decoder needs "==" after two symbols: the error is at the end
+            // ending in a single '=' picks the padded decoder, which needs "=="
             ("Zm9vOmJhcg=", Err("illegal base64 data at input byte 11")),
-            // the unpadded decoder rejects '=' anywhere
-            ("Zm9v=mJhcg", Err("illegal base64 data at input byte 4")),
-            // garbage after the padding
-            (
-                "Zm9vOmJhcg==Zg==",
-                Err("illegal base64 data at input byte 12"),
-            ),
             // not ending in '=', so the unpadded decoder runs and the first '=' is the error
             (
                 "Zm9vOmJhcg==Zm9v",
                 Err("illegal base64 data at input byte 10"),
             ),
-            // a single trailing symbol cannot be decoded
-            ("Zm9vO", Err("illegal base64 data at input byte 4")),
         ];
         for (auth, want) in cases {
             let got = json_entries(&auth_payload(auth));

@@ -27,7 +27,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::dockerconfig::{go_decode_rune, DockerConfigEntry};
+use super::dockerconfig::DockerConfigEntry;
+use super::go::utf8;
 use crate::credentials::Credential;
 
 /// The key the Docker Hub fallback reads (`defaultRegistryHost`).
@@ -490,7 +491,7 @@ fn match_chunk<'s>(mut chunk: &[u8], mut s: &'s [u8]) -> Result<Option<&'s [u8]>
             b'[' => {
                 let mut r = 0u32;
                 if !failed {
-                    let (ch, n) = go_decode_rune(s);
+                    let (ch, n) = utf8::decode_rune(s);
                     r = u32::from(ch);
                     s = &s[n..];
                 }
@@ -528,7 +529,7 @@ fn match_chunk<'s>(mut chunk: &[u8], mut s: &'s [u8]) -> Result<Option<&'s [u8]>
                     if s[0] == b'/' {
                         failed = true;
                     }
-                    let (_, n) = go_decode_rune(s);
+                    let (_, n) = utf8::decode_rune(s);
                     s = &s[n..];
                 }
                 chunk = &chunk[1..];
@@ -566,7 +567,7 @@ fn class_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
         }
         _ => {}
     }
-    let (ch, n) = go_decode_rune(chunk);
+    let (ch, n) = utf8::decode_rune(chunk);
     let rest = &chunk[n..];
     if (ch == char::REPLACEMENT_CHARACTER && n == 1) || rest.is_empty() {
         return Err(BadPattern);
