@@ -8,4 +8,5 @@
 //! `dockerconfig` and `keyring`.
 
 pub mod base64;
+pub mod json;
 pub mod utf8;
