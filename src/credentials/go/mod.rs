@@ -8,5 +8,7 @@
 //! `dockerconfig` and `keyring`.
 
 pub mod base64;
+pub mod filepath;
 pub mod json;
+pub mod url;
 pub mod utf8;
