@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::go::base64;
-use super::go::json::{self, Doc, Kind};
+use super::go::json::{self, Doc, Kind, ObjectMap};
 
 /// Secret type whose `.dockerconfigjson` the kubelet reads (`v1.SecretTypeDockerConfigJson`).
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
@@ -276,7 +276,7 @@ fn decode_config_json(
     at: usize,
 ) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
     let mut saved = Saved::default();
-    let mut auths: Vec<DockerConfigEntry> = Vec::new();
+    let mut auths = ObjectMap::default();
     match doc.kind(at) {
         Kind::Null => {}
         Kind::Object => {
@@ -291,7 +291,7 @@ fn decode_config_json(
                                 // error under the outer field (`DockerConfigJSON.auths.email`).
                                 let entry = decode_entry(doc, key, entry_at)
                                     .map_err(|e| with_context(e, GO_DOCKER_CONFIG_JSON, "auths"))?;
-                                upsert(&mut auths, entry);
+                                auths.insert(entry.key.clone(), entry);
                             }
                         }
                         other => saved.type_error(
@@ -333,27 +333,28 @@ fn decode_config_json(
     }
     match saved.0 {
         Some(e) => Err(e),
-        None => Ok(auths),
+        None => Ok(auths.into_values()),
     }
 }
 
 /// `DockerConfig map[string]DockerConfigEntry`, the `.dockercfg` layout.
 fn decode_docker_cfg(doc: Doc<'_>, at: usize) -> Result<Vec<DockerConfigEntry>, DockerConfigError> {
     let mut saved = Saved::default();
-    let mut entries = Vec::new();
+    let mut entries = ObjectMap::default();
     match doc.kind(at) {
         Kind::Null => {}
         Kind::Object => {
             for (key, entry_at) in doc.members(at) {
                 // A bare map has no struct context: the entry's error is returned as is.
-                upsert(&mut entries, decode_entry(doc, key, entry_at)?);
+                let entry = decode_entry(doc, key, entry_at)?;
+                entries.insert(entry.key.clone(), entry);
             }
         }
         other => saved.type_error(other, None, None, "credentialprovider.DockerConfig"),
     }
     match saved.0 {
         Some(e) => Err(e),
-        None => Ok(entries),
+        None => Ok(entries.into_values()),
     }
 }
 
@@ -430,13 +431,6 @@ fn with_context(
             DockerConfigError::Type(t)
         }
         other => other,
-    }
-}
-
-fn upsert(entries: &mut Vec<DockerConfigEntry>, entry: DockerConfigEntry) {
-    match entries.iter_mut().find(|e| e.key == entry.key) {
-        Some(existing) => *existing = entry,
-        None => entries.push(entry),
     }
 }
 
@@ -612,6 +606,33 @@ mod tests {
             .expect("parses");
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].key, "b.io");
+    }
+
+    #[test]
+    fn a_secret_filled_with_88k_keys_parses_in_both_layouts() {
+        // The Secret size limit (1 MiB) packed with distinct keys, ending with a repeat of
+        // the first: tenant input, so its cost must stay linear in the number of keys.
+        const KEYS: usize = 88_000;
+        let mut map = String::from("{");
+        for i in 0..KEYS {
+            map.push_str(&format!("\"r{i}\":{{}},"));
+        }
+        map.push_str(r#""r0":{"username":"last"}}"#);
+        let json = format!(r#"{{"auths":{map}}}"#);
+        assert!(json.len() <= 1 << 20, "{} bytes", json.len());
+        for (kind, payload) in [
+            (SecretKind::DockerConfigJson, &json),
+            (SecretKind::DockerCfg, &map),
+        ] {
+            let entries = parse(kind, payload.as_bytes()).expect("parses");
+            assert_eq!(entries.len(), KEYS, "{kind:?}");
+            assert_eq!(
+                (entries[0].key.as_str(), entries[0].username.as_str()),
+                ("r0", "last"),
+                "{kind:?}"
+            );
+            assert_eq!(entries[KEYS - 1].key, format!("r{}", KEYS - 1), "{kind:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! differs where it matters: it rejects invalid UTF-8 and lone surrogates that Go replaces with
 //! U+FFFD, and it has no case-insensitive field matching.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use super::utf8;
 
 /// Whether an object key names a struct field (`decode.go`, `object`): by exact name, else by
@@ -498,6 +501,47 @@ impl Iterator for Members<'_> {
     }
 }
 
+/// A JSON object decoded into a Go `map[string]V` (`decode.go`, `object`): each member is
+/// stored with `m[key] = value`, so a key written twice keeps its last value. A Go map has no
+/// order; this one keeps the order keys first appear in, so results are stable. Each store is
+/// one hash lookup, keeping a pull secret's cost linear in its number of keys.
+pub struct ObjectMap<V> {
+    values: Vec<V>,
+    positions: HashMap<String, usize>,
+}
+
+impl<V> Default for ObjectMap<V> {
+    fn default() -> Self {
+        ObjectMap {
+            values: Vec::new(),
+            positions: HashMap::new(),
+        }
+    }
+}
+
+impl<V> ObjectMap<V> {
+    /// A repeated key overwrites the earlier value in its first position.
+    pub fn insert(&mut self, key: String, value: V) {
+        match self.positions.entry(key) {
+            Entry::Occupied(seen) => self.values[*seen.get()] = value,
+            Entry::Vacant(new) => {
+                new.insert(self.values.len());
+                self.values.push(value);
+            }
+        }
+    }
+
+    /// A `null` for the whole map: Go sets it to nil, and a later object starts a new map.
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.positions.clear();
+    }
+
+    pub fn into_values(self) -> Vec<V> {
+        self.values
+    }
+}
+
 fn hex4(b: &[u8]) -> Option<u32> {
     if b.len() < 6 || b[0] != b'\\' || b[1] != b'u' {
         return None;
@@ -665,5 +709,20 @@ mod tests {
         for (key, field, want) in cases {
             assert_eq!(field_matches(key, field), *want, "{key:?} vs {field:?}");
         }
+    }
+
+    #[test]
+    fn object_map_keeps_first_positions_and_last_values() {
+        let mut m = ObjectMap::default();
+        for (key, value) in [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)] {
+            m.insert(key.to_string(), value);
+        }
+        assert_eq!(m.into_values(), [3, 5, 4]);
+        let mut m = ObjectMap::default();
+        m.insert("a".to_string(), 1);
+        m.clear();
+        m.insert("b".to_string(), 2);
+        m.insert("a".to_string(), 3);
+        assert_eq!(m.into_values(), [2, 3]);
     }
 }
