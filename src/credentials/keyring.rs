@@ -16,18 +16,15 @@
 //! * Only if nothing matched, a Docker Hub image (`isDefaultRegistryMatch`) gets the
 //!   credentials stored under the key exactly `index.docker.io`.
 //!
-//! Go's `url.Parse` is reproduced as current kubelets have it (Go 1.24.8+/1.25.2+ security
-//! fixes): a `[` anywhere but at the start of the host is invalid, a bracketed host must be an
-//! IPv6 address, and the port is what follows the last colon (Go 1.25; a Go 1.26 build with
-//! `urlstrictcolons=1` would also reject hosts with several colons, which no image can name).
-//! Kubelets built with older Go accepted `[...]` inside a host; with them
-//! `reg[0-9].example.com` is a working glob, here (as with current kubelets) it is dropped.
+//! `url.Parse`, `net.SplitHostPort` and `filepath.Match` are Go's (`go::url`, `go::filepath`),
+//! as current kubelets are built: `reg[0-9].example.com` is an invalid URL there, so it is
+//! dropped here too rather than used as a glob (see `go::url` for older kubelets).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::dockerconfig::{go_decode_rune, DockerConfigEntry};
+use super::dockerconfig::DockerConfigEntry;
+use super::go::{filepath, url};
 use crate::credentials::Credential;
 
 /// The key the Docker Hub fallback reads (`defaultRegistryHost`).
@@ -99,8 +96,8 @@ impl Keyring {
     /// Empty means the kubelet pulls anonymously (unless node credentials apply).
     pub fn lookup(&self, repo_to_pull: &str) -> Vec<Match> {
         let mut found = Vec::new();
-        if let Some(image) = parse_schemeless(repo_to_pull.as_bytes()) {
-            let (host, port) = split_host_port(&image.host);
+        if let Some(image) = url::parse_https(repo_to_pull.as_bytes()) {
+            let (host, port) = split_url(&image.host);
             let labels = label_count(host);
             for slot in self.index.values().rev() {
                 let Some(key) = &slot.url else { continue };
@@ -160,11 +157,11 @@ impl Slot {
 pub fn urls_match(key: &str, repo_to_pull: &str) -> bool {
     let (Some(key), Some(image)) = (
         parse_key(key.as_bytes()),
-        parse_schemeless(repo_to_pull.as_bytes()),
+        url::parse_https(repo_to_pull.as_bytes()),
     ) else {
         return false;
     };
-    let (host, port) = split_host_port(&image.host);
+    let (host, port) = split_url(&image.host);
     key_matches(&key, host, port, label_count(host), &image.path)
 }
 
@@ -192,28 +189,35 @@ fn normalize_key(loc: &str) -> Option<Vec<u8>> {
         .strip_prefix(b"https://")
         .or_else(|| raw.strip_prefix(b"http://"))
         .unwrap_or(raw);
-    let url = parse_schemeless(after_scheme)?;
-    let mut path: &[u8] = &url.path;
+    let parsed = url::parse_https(after_scheme)?;
+    let mut path: &[u8] = &parsed.path;
     if path.starts_with(b"/v2/") || path.starts_with(b"/v1/") {
         path = &path[3..];
     }
-    let mut key = url.host.into_owned();
+    let mut key = parsed.host.into_owned();
     if !path.is_empty() && path != b"/" {
         key.extend_from_slice(path);
     }
     Some(key)
 }
 
-/// An index key parsed again the way `URLsMatchStr` parses it.
+/// An index key parsed again the way `URLsMatchStr` parses it (`ParseSchemelessURL`, which
+/// is `url.Parse("https://" + key)`, then `SplitURL`).
 fn parse_key(key: &[u8]) -> Option<KeyUrl> {
-    let url = parse_schemeless(key)?;
-    let (host, port) = split_host_port(&url.host);
+    let parsed = url::parse_https(key)?;
+    let (host, port) = split_url(&parsed.host);
     Some(KeyUrl {
         host: host.to_vec(),
         port: port.to_vec(),
         labels: label_count(host),
-        path: url.path.into_owned(),
+        path: parsed.path.into_owned(),
     })
+}
+
+/// `SplitURL`: `net.SplitHostPort`, or the whole host and no port when that fails (no port,
+/// too many colons, stray brackets), so `[fd00::1]` keeps its brackets and is one label.
+fn split_url(host_port: &[u8]) -> (&[u8], &[u8]) {
+    url::split_host_port(host_port).unwrap_or((host_port, b""))
 }
 
 /// `URLsMatch`, with the image side already split.
@@ -226,7 +230,7 @@ fn key_matches(key: &KeyUrl, host: &[u8], port: &[u8], labels: usize, path: &[u8
             .split(|&b| b == b'.')
             .zip(host.split(|&b| b == b'.'))
             // A malformed pattern is an error in Go, which Lookup treats as no match.
-            .all(|(pattern, label)| glob_match(pattern, label) == Ok(true))
+            .all(|(pattern, label)| filepath::matches(pattern, label) == Ok(true))
 }
 
 fn label_count(host: &[u8]) -> usize {
@@ -325,10 +329,10 @@ impl fmt::Display for NearMiss {
 /// [`Keyring::keys`] returns; keys that do match, the Docker Hub fallback key for a Hub image,
 /// and keys for unrelated hosts are left out.
 pub fn near_misses(keys: &[(String, String)], repo_to_pull: &str) -> Vec<NearMiss> {
-    let Some(image) = parse_schemeless(repo_to_pull.as_bytes()) else {
+    let Some(image) = url::parse_https(repo_to_pull.as_bytes()) else {
         return Vec::new();
     };
-    let (image_host, image_port) = split_host_port(&image.host);
+    let (image_host, image_port) = split_url(&image.host);
     let image_labels: Vec<&[u8]> = image_host.split(|&b| b == b'.').collect();
     let hub = is_default_registry_match(repo_to_pull);
     let mut out = Vec::new();
@@ -390,7 +394,7 @@ pub fn near_misses(keys: &[(String, String)], repo_to_pull: &str) -> Vec<NearMis
 }
 
 fn glob_eq(pattern: &[u8], label: &[u8]) -> bool {
-    glob_match(pattern, label) == Ok(true)
+    filepath::matches(pattern, label) == Ok(true)
 }
 
 fn glob_eq_ignore_case(pattern: &[u8], label: &[u8]) -> bool {
@@ -399,407 +403,6 @@ fn glob_eq_ignore_case(pattern: &[u8], label: &[u8]) -> bool {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Go's path/filepath.Match on Unix, byte for byte.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BadPattern;
-
-/// `filepath.Match(pattern, name)`: `*` (not across `/`), `?`, `[...]` with ranges and `^`
-/// negation, `\` escapes.
-fn glob_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, BadPattern> {
-    'pattern: while !pattern.is_empty() {
-        let (star, chunk, rest) = scan_chunk(pattern);
-        pattern = rest;
-        if star && chunk.is_empty() {
-            // A trailing `*` matches the rest unless it holds a separator.
-            return Ok(!name.contains(&b'/'));
-        }
-        match match_chunk(chunk, name) {
-            Ok(Some(t)) if t.is_empty() || !pattern.is_empty() => {
-                name = t;
-                continue;
-            }
-            Err(e) => return Err(e),
-            _ => {}
-        }
-        if star {
-            // Let the star take one more byte at a time, never a separator.
-            let mut i = 0;
-            while i < name.len() && name[i] != b'/' {
-                match match_chunk(chunk, &name[i + 1..]) {
-                    Ok(Some(t)) => {
-                        if pattern.is_empty() && !t.is_empty() {
-                            i += 1;
-                            continue;
-                        }
-                        name = t;
-                        continue 'pattern;
-                    }
-                    Err(e) => return Err(e),
-                    Ok(None) => {}
-                }
-                i += 1;
-            }
-        }
-        // No match; Go still reports a malformed rest of the pattern.
-        while !pattern.is_empty() {
-            let (_, chunk, rest) = scan_chunk(pattern);
-            pattern = rest;
-            match_chunk(chunk, b"")?;
-        }
-        return Ok(false);
-    }
-    Ok(name.is_empty())
-}
-
-/// Splits off the leading stars and the chunk up to the next star outside a class.
-fn scan_chunk(mut pattern: &[u8]) -> (bool, &[u8], &[u8]) {
-    let mut star = false;
-    while pattern.first() == Some(&b'*') {
-        pattern = &pattern[1..];
-        star = true;
-    }
-    let mut in_range = false;
-    let mut i = 0;
-    while i < pattern.len() {
-        match pattern[i] {
-            // An escape takes the next byte with it (checked in match_chunk).
-            b'\\' if i + 1 < pattern.len() => i += 1,
-            b'[' => in_range = true,
-            b']' => in_range = false,
-            b'*' if !in_range => break,
-            _ => {}
-        }
-        i += 1;
-    }
-    (star, &pattern[..i], &pattern[i..])
-}
-
-/// Matches `chunk` (no stars) against the start of `s`: `Ok(Some(rest))` on a match,
-/// `Ok(None)` on none. The whole chunk is always read so a malformed one is reported.
-fn match_chunk<'s>(mut chunk: &[u8], mut s: &'s [u8]) -> Result<Option<&'s [u8]>, BadPattern> {
-    let mut failed = false;
-    while let Some(&c) = chunk.first() {
-        if !failed && s.is_empty() {
-            failed = true;
-        }
-        match c {
-            b'[' => {
-                let mut r = 0u32;
-                if !failed {
-                    let (ch, n) = go_decode_rune(s);
-                    r = u32::from(ch);
-                    s = &s[n..];
-                }
-                chunk = &chunk[1..];
-                let negated = chunk.first() == Some(&b'^');
-                if negated {
-                    chunk = &chunk[1..];
-                }
-                let mut matched = false;
-                let mut ranges = 0;
-                loop {
-                    if chunk.first() == Some(&b']') && ranges > 0 {
-                        chunk = &chunk[1..];
-                        break;
-                    }
-                    let (lo, rest) = class_char(chunk)?;
-                    chunk = rest;
-                    let mut hi = lo;
-                    if chunk.first() == Some(&b'-') {
-                        let (h, rest) = class_char(&chunk[1..])?;
-                        hi = h;
-                        chunk = rest;
-                    }
-                    if lo <= r && r <= hi {
-                        matched = true;
-                    }
-                    ranges += 1;
-                }
-                if matched == negated {
-                    failed = true;
-                }
-            }
-            b'?' => {
-                if !failed {
-                    if s[0] == b'/' {
-                        failed = true;
-                    }
-                    let (_, n) = go_decode_rune(s);
-                    s = &s[n..];
-                }
-                chunk = &chunk[1..];
-            }
-            _ => {
-                if c == b'\\' {
-                    chunk = &chunk[1..];
-                    if chunk.is_empty() {
-                        return Err(BadPattern);
-                    }
-                }
-                if !failed {
-                    if chunk[0] != s[0] {
-                        failed = true;
-                    }
-                    s = &s[1..];
-                }
-                chunk = &chunk[1..];
-            }
-        }
-    }
-    Ok(if failed { None } else { Some(s) })
-}
-
-/// Go's `getEsc`: one possibly escaped character of a class, which must not end the pattern.
-fn class_char(chunk: &[u8]) -> Result<(u32, &[u8]), BadPattern> {
-    let mut chunk = chunk;
-    match chunk.first() {
-        None | Some(b'-') | Some(b']') => return Err(BadPattern),
-        Some(b'\\') => {
-            chunk = &chunk[1..];
-            if chunk.is_empty() {
-                return Err(BadPattern);
-            }
-        }
-        _ => {}
-    }
-    let (ch, n) = go_decode_rune(chunk);
-    let rest = &chunk[n..];
-    if (ch == char::REPLACEMENT_CHARACTER && n == 1) || rest.is_empty() {
-        return Err(BadPattern);
-    }
-    Ok((u32::from(ch), rest))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Go's net/url.Parse and net.SplitHostPort, reduced to what `https://` + s needs.
-
-struct GoUrl<'a> {
-    /// `URL.Host` (unescaped, port included).
-    host: Cow<'a, [u8]>,
-    /// `URL.Path` (unescaped).
-    path: Cow<'a, [u8]>,
-}
-
-/// `url.Parse("https://" + s)`, given `s`; `None` where Go returns an error.
-fn parse_schemeless(s: &[u8]) -> Option<GoUrl<'_>> {
-    let (url, fragment) = match s.iter().position(|&b| b == b'#') {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    if url.iter().any(|&b| b < 0x20 || b == 0x7f) {
-        return None;
-    }
-    let questions = url.iter().filter(|&&b| b == b'?').count();
-    let rest = if questions == 1 && url.ends_with(b"?") {
-        &url[..url.len() - 1]
-    } else {
-        match url.iter().position(|&b| b == b'?') {
-            Some(i) => &url[..i],
-            None => url,
-        }
-    };
-    let (authority, raw_path) = match rest.iter().position(|&b| b == b'/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, &b""[..]),
-    };
-    let host = parse_authority(authority)?;
-    let path = unescape(raw_path, Mode::Path)?;
-    if let Some(fragment) = fragment {
-        unescape(fragment, Mode::Fragment)?;
-    }
-    Some(GoUrl { host, path })
-}
-
-fn parse_authority(authority: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let at = authority.iter().rposition(|&b| b == b'@');
-    let host = parse_host(match at {
-        Some(i) => &authority[i + 1..],
-        None => authority,
-    })?;
-    if let Some(i) = at {
-        let userinfo = &authority[..i];
-        let valid = userinfo
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&b));
-        if !valid {
-            return None;
-        }
-        match userinfo.iter().position(|&b| b == b':') {
-            Some(c) => {
-                unescape(&userinfo[..c], Mode::UserPassword)?;
-                unescape(&userinfo[c + 1..], Mode::UserPassword)?;
-            }
-            None => {
-                unescape(userinfo, Mode::UserPassword)?;
-            }
-        }
-    }
-    Some(host)
-}
-
-fn parse_host(host: &[u8]) -> Option<Cow<'_, [u8]>> {
-    match host.iter().rposition(|&b| b == b'[') {
-        // Only a whole IP-literal may use brackets.
-        Some(open) if open > 0 => None,
-        Some(_) => {
-            let close = host.iter().rposition(|&b| b == b']')?;
-            let colon_port = &host[close + 1..];
-            if !valid_optional_port(colon_port) {
-                return None;
-            }
-            let hostname = &host[1..close];
-            let mut unescaped = Vec::with_capacity(hostname.len() + 2 + colon_port.len());
-            unescaped.push(b'[');
-            match hostname.windows(3).position(|w| w == b"%25") {
-                Some(zone) => {
-                    unescaped.extend_from_slice(&unescape(&hostname[..zone], Mode::Host)?);
-                    unescaped.extend_from_slice(&unescape(&hostname[zone..], Mode::Zone)?);
-                }
-                None => unescaped.extend_from_slice(&unescape(hostname, Mode::Host)?),
-            }
-            if !is_ipv6_literal(&unescaped[1..]) {
-                return None;
-            }
-            unescaped.push(b']');
-            unescaped.extend_from_slice(colon_port);
-            Some(Cow::Owned(unescaped))
-        }
-        None => {
-            if let Some(colon) = host.iter().rposition(|&b| b == b':') {
-                if !valid_optional_port(&host[colon..]) {
-                    return None;
-                }
-            }
-            unescape(host, Mode::Host)
-        }
-    }
-}
-
-fn valid_optional_port(colon_port: &[u8]) -> bool {
-    match colon_port.split_first() {
-        None => true,
-        Some((&b':', digits)) => digits.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
-    }
-}
-
-/// `netip.ParseAddr` succeeds and the address is not IPv4.
-fn is_ipv6_literal(s: &[u8]) -> bool {
-    // ParseAddr picks IPv4 or IPv6 by whichever of '.', ':' or '%' comes first.
-    if s.iter().find(|&&b| matches!(b, b'.' | b':' | b'%')) != Some(&b':') {
-        return false;
-    }
-    let address = match s.iter().position(|&b| b == b'%') {
-        Some(i) if i + 1 == s.len() => return false,
-        Some(i) => &s[..i],
-        None => s,
-    };
-    std::str::from_utf8(address)
-        .ok()
-        .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
-        .is_some()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Path,
-    Host,
-    Zone,
-    UserPassword,
-    Fragment,
-}
-
-/// Characters a host may hold unescaped (Go's `shouldEscape(c, encodeHost)` is false).
-fn host_allows(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]<>\"".contains(&c)
-}
-
-fn unhex(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        b'a'..=b'f' => c - b'a' + 10,
-        b'A'..=b'F' => c - b'A' + 10,
-        _ => 0,
-    }
-}
-
-/// Go's `url.unescape`: `%XX` must be well formed; a host may only escape non-ASCII bytes
-/// (and `%25`), and may not hold other characters that need escaping.
-fn unescape(s: &[u8], mode: Mode) -> Option<Cow<'_, [u8]>> {
-    let host_like = matches!(mode, Mode::Host | Mode::Zone);
-    let mut escapes = 0;
-    let mut i = 0;
-    while i < s.len() {
-        let c = s[i];
-        if c == b'%' {
-            if i + 2 >= s.len() || !s[i + 1].is_ascii_hexdigit() || !s[i + 2].is_ascii_hexdigit() {
-                return None;
-            }
-            let is_25 = &s[i..i + 3] == b"%25";
-            if mode == Mode::Host && unhex(s[i + 1]) < 8 && !is_25 {
-                return None;
-            }
-            if mode == Mode::Zone {
-                let v = (unhex(s[i + 1]) << 4) | unhex(s[i + 2]);
-                if !is_25 && v != b' ' && !host_allows(v) {
-                    return None;
-                }
-            }
-            escapes += 1;
-            i += 3;
-        } else {
-            if host_like && c < 0x80 && !host_allows(c) {
-                return None;
-            }
-            i += 1;
-        }
-    }
-    if escapes == 0 {
-        return Some(Cow::Borrowed(s));
-    }
-    let mut out = Vec::with_capacity(s.len() - 2 * escapes);
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            out.push((unhex(s[i + 1]) << 4) | unhex(s[i + 2]));
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(Cow::Owned(out))
-}
-
-/// `SplitURL`: `net.SplitHostPort`, or the whole host and no port when that fails (no port,
-/// too many colons, stray brackets).
-fn split_host_port(host_port: &[u8]) -> (&[u8], &[u8]) {
-    go_split_host_port(host_port).unwrap_or((host_port, b""))
-}
-
-fn go_split_host_port(hp: &[u8]) -> Option<(&[u8], &[u8])> {
-    let last_colon = hp.iter().rposition(|&b| b == b':')?;
-    let (host, no_open_from, no_close_from) = if hp.first() == Some(&b'[') {
-        let end = hp.iter().position(|&b| b == b']')?;
-        if end + 1 != last_colon {
-            return None;
-        }
-        (&hp[1..end], 1, end + 1)
-    } else {
-        let host = &hp[..last_colon];
-        if host.contains(&b':') {
-            return None;
-        }
-        (host, 0, 0)
-    };
-    if hp[no_open_from..].contains(&b'[') || hp[no_close_from..].contains(&b']') {
-        return None;
-    }
-    Some((host, &hp[last_colon + 1..]))
 }
 
 #[cfg(test)]
@@ -952,48 +555,6 @@ mod tests {
         ];
         for (key, repo, want) in cases {
             assert_eq!(urls_match(key, repo), *want, "{key} vs {repo}");
-        }
-    }
-
-    #[test]
-    fn glob_labels_follow_filepath_match() {
-        let cases: &[(&str, &str, Result<bool, BadPattern>)] = &[
-            ("*", "anything", Ok(true)),
-            ("*", "", Ok(true)),
-            ("a*c", "abbbc", Ok(true)),
-            ("a*c", "abbbd", Ok(false)),
-            ("?", "a", Ok(true)),
-            ("?", "", Ok(false)),
-            ("??", "a", Ok(false)),
-            ("reg?", "reg1", Ok(true)),
-            ("reg[0-9]", "reg7", Ok(true)),
-            ("reg[0-9]", "regx", Ok(false)),
-            ("reg[^0-9]", "regx", Ok(true)),
-            ("reg[^0-9]", "reg7", Ok(false)),
-            // '!' is not negation in Go, just a member of the class
-            ("[!a]", "!", Ok(true)),
-            ("[!a]", "b", Ok(false)),
-            ("[a-cx]", "x", Ok(true)),
-            ("[a-cx]", "d", Ok(false)),
-            ("\\*", "*", Ok(true)),
-            ("\\*", "a", Ok(false)),
-            ("é", "é", Ok(true)),
-            ("[é]", "é", Ok(true)),
-            // malformed patterns are errors (no match for the keyring)
-            ("[", "a", Err(BadPattern)),
-            ("[]", "a", Err(BadPattern)),
-            ("[a-]", "a", Err(BadPattern)),
-            ("a\\", "a", Err(BadPattern)),
-            ("x[", "a", Err(BadPattern)),
-            // Go reports a bad rest of the pattern even after a mismatch
-            ("b*[", "a", Err(BadPattern)),
-        ];
-        for (pattern, name, want) in cases {
-            assert_eq!(
-                glob_match(pattern.as_bytes(), name.as_bytes()),
-                *want,
-                "{pattern:?} vs {name:?}"
-            );
         }
     }
 
@@ -1249,26 +810,5 @@ mod tests {
             text.contains("no port") && text.contains("port 5000"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn split_host_port_follows_net_split_host_port() {
-        let cases: &[(&str, (&str, &str))] = &[
-            ("ghcr.io", ("ghcr.io", "")),
-            ("ghcr.io:5000", ("ghcr.io", "5000")),
-            ("ghcr.io:", ("ghcr.io", "")),
-            ("[fd00::1]:5000", ("fd00::1", "5000")),
-            ("[fd00::1]", ("[fd00::1]", "")),
-            ("a:b:5000", ("a:b:5000", "")),
-            ("[a]b:5000", ("[a]b:5000", "")),
-        ];
-        for (input, (host, port)) in cases {
-            let (h, p) = split_host_port(input.as_bytes());
-            assert_eq!(
-                (lossy(h).as_str(), lossy(p).as_str()),
-                (*host, *port),
-                "{input}"
-            );
-        }
     }
 }

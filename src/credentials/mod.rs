@@ -5,6 +5,7 @@ pub mod pod;
 pub mod resolve;
 
 pub mod dockerconfig;
+mod go;
 pub mod keyring;
 pub mod node;
 
