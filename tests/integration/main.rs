@@ -24,6 +24,7 @@ mod nodes_watch;
 mod platform_conformance;
 mod platforms;
 mod pull_secrets;
+mod reasons;
 mod reference_conformance;
 mod registry_client;
 mod registry_quirks;
