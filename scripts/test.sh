@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, every test, and the OpenSSL-free check.
 #
-# The registry integration tests (tests/registry_*.rs, tests/harness_selftest.rs) run a real
+# The integration suites (tests/integration/, one test binary with the harness in tests/common/) run a real
 # registry, Debian's `docker-registry` package (CNCF distribution 2.8.2), on 127.0.0.1; it is
 # installed here when missing. Everything else needs only cargo.
 set -euo pipefail
