@@ -195,8 +195,8 @@ async fn a_stalling_tag_list_still_reports_not_found_promptly() {
     );
 }
 
-#[tokio::test]
-async fn credentials_never_go_to_a_plain_http_token_realm() {
+/// A plain-HTTP token service issuing "t", and a registry that sends its clients there.
+fn behind_a_plain_http_realm() -> (FakeRegistry, FakeRegistry) {
     let token_service = FakeRegistry::start_plain_http(|_| Reply::token("t"));
     let realm = format!("{}/token", token_service.url());
     let fake = FakeRegistry::start(move |req| {
@@ -206,6 +206,12 @@ async fn credentials_never_go_to_a_plain_http_token_realm() {
             Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
         }
     });
+    (token_service, fake)
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_token_realm() {
+    let (token_service, fake) = behind_a_plain_http_realm();
     let client = client();
     let reference = image(&fake, "lib/app");
     // The realm is any URL the registry's owner chose: not even an anonymous request goes
@@ -223,15 +229,7 @@ async fn credentials_never_go_to_a_plain_http_token_realm() {
 
 #[tokio::test]
 async fn a_plain_http_realm_on_an_insecure_registry_is_used() {
-    let token_service = FakeRegistry::start_plain_http(|_| Reply::token("t"));
-    let realm = format!("{}/token", token_service.url());
-    let fake = FakeRegistry::start(move |req| {
-        if req.bearer() == Some("t") {
-            ok('a')
-        } else {
-            Reply::unauthorized(&format!("Bearer realm=\"{realm}\",service=\"fake\""))
-        }
-    });
+    let (token_service, fake) = behind_a_plain_http_realm();
     common::install_crypto_provider();
     let client = RegistryClient::new(&RegistrySettings {
         address_policy: crate::common::loopback_allowed(),
