@@ -31,6 +31,11 @@ pub enum BadReview {
     NoRequest,
     #[error("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {api_version:?} {kind:?}")]
     WrongType { api_version: String, kind: String },
+    /// kube-apiserver makes the object's namespace the request's before admission
+    /// (`EnsureObjectNamespaceMatchesRequestNamespace`), so a review where they differ was not
+    /// sent by it: answering would let its sender ask about another namespace's secrets.
+    #[error("the object's namespace {object:?} is not the request's namespace {request:?}")]
+    NamespaceMismatch { object: String, request: String },
 }
 
 /// What a request needs checked.
@@ -123,6 +128,23 @@ pub fn plan(request: &AdmissionRequest<DynamicObject>) -> Plan {
     plan
 }
 
+/// Refuses a review whose object or old object names another namespace than the request.
+fn namespaces_agree(request: &AdmissionRequest<DynamicObject>) -> Result<(), BadReview> {
+    let wanted = request.namespace.as_deref().unwrap_or_default();
+    for object in [&request.object, &request.old_object].into_iter().flatten() {
+        match object.metadata.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() && ns != wanted => {
+                return Err(BadReview::NamespaceMismatch {
+                    object: crate::text::clean(ns, 64),
+                    request: crate::text::clean(wanted, 64),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether an update changes which credentials or which nodes a pod's pulls use. Pure.
 fn pulls_differently(old: &PodSpec, new: &PodSpec) -> bool {
     old.image_pull_secrets != new.image_pull_secrets
@@ -168,6 +190,7 @@ impl Admission {
         let mut request = review.request.ok_or(BadReview::NoRequest)?;
         // The response echoes the review's apiVersion and kind, which live on the envelope.
         request.types = review.types;
+        namespaces_agree(&request)?;
         let plan = plan(&request);
         let report = match (plan.kind, &plan.spec, mode) {
             (Some(kind), Some(spec), Mode::Enforce | Mode::Warn) if !plan.uses.is_empty() => {

@@ -72,8 +72,13 @@ async fn validate(state: AppState, mode: Mode, body: Body) -> Response {
     };
     match state.admission.review(&bytes, mode).await {
         Ok(review) => axum::Json(review).into_response(),
-        Err(e @ (BadReview::Json(_) | BadReview::NoRequest | BadReview::WrongType { .. })) => {
-            tracing::warn!(error = %e, "rejected a body that is not an AdmissionReview");
+        Err(
+            e @ (BadReview::Json(_)
+            | BadReview::NoRequest
+            | BadReview::WrongType { .. }
+            | BadReview::NamespaceMismatch { .. }),
+        ) => {
+            tracing::warn!(error = %e, "rejected a body that is not a review kube-apiserver sends");
             bad_request(StatusCode::BAD_REQUEST, &e.to_string())
         }
     }

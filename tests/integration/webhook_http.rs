@@ -225,6 +225,27 @@ async fn bodies_that_are_not_reviews_get_400_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_review_about_another_namespace_than_its_object_is_refused() {
+    // kube-apiserver never sends one: only a forger asking about another namespace's secrets.
+    let mut forged = Review::create(Workload::Pod, pod(json!([{"name": "a", "image": "nginx"}])))
+        .with_uid(UID)
+        .json();
+    forged["request"]["namespace"] = json!("kube-system");
+    let (status, bytes) = post(
+        app(Mode::Enforce),
+        "/validate",
+        serde_json::to_vec(&forged).expect("json"),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(
+        text.contains(r#"namespace "prod" is not the request's namespace "kube-system""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_body_over_the_limit_gets_413_and_the_server_keeps_serving() {
     let app = app(Mode::Enforce);
     let huge = vec![b' '; 10 * 1024 * 1024];
